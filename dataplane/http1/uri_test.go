@@ -1,0 +1,33 @@
+package http1
+
+import "testing"
+
+func TestNormalizeURI(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"/index.html", "/index.html"},
+		{"/a/./b/../c", "/a/c"},
+		{"/a/b/../../../etc/passwd", "/etc/passwd"},
+		{"/%2e%2e/x%20y", "/x y"},
+		{"/a/b/", "/a/b/"},
+		{"/a/..", "/"},
+		{"/s?q=%24%7Bjndi", "/s?q=${jndi"},
+		{"a/../b", "b"},
+	} {
+		if got := string(NormalizeURI(nil, []byte(c.in))); got != c.want {
+			t.Errorf("NormalizeURI(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestFileName(t *testing.T) {
+	for _, c := range []struct{ disp, uri, want string }{
+		{"", "/files/eicar.com", "eicar.com"},
+		{"", "/dl?x=1", "dl"},
+		{`attachment; filename="report 1.pdf"`, "/x", "report 1.pdf"},
+		{`attachment; FILENAME=a.zip; size=3`, "/x", "a.zip"},
+	} {
+		if got := string(FileName([]byte(c.disp), []byte(c.uri))); got != c.want {
+			t.Errorf("FileName(%q,%q) = %q, want %q", c.disp, c.uri, got, c.want)
+		}
+	}
+}
