@@ -130,15 +130,15 @@ type Alert struct {
 	Severity    int    `json:"severity"` // Suricata priority: 1 high .. 4 low
 }
 
-// HTTP is request metadata: never a header value other than these, never a
-// body.
+// HTTP is request metadata: host, URL, method and status. Never another
+// header value (a User-Agent or any header can carry the exploit itself, so
+// none is copied), never a body.
 type HTTP struct {
-	Hostname  string `json:"hostname,omitempty"`
-	URL       string `json:"url,omitempty"`
-	Method    string `json:"http_method,omitempty"`
-	UserAgent string `json:"http_user_agent,omitempty"`
-	Status    int    `json:"status,omitempty"`
-	Length    int64  `json:"length,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	URL      string `json:"url,omitempty"`
+	Method   string `json:"http_method,omitempty"`
+	Status   int    `json:"status,omitempty"`
+	Length   int64  `json:"length,omitempty"`
 }
 
 // DNS is the queried name and type.
