@@ -1,0 +1,159 @@
+package rules
+
+import (
+	"bytes"
+	"net/netip"
+)
+
+// Match appends to out[:0] the rules that match in, in load order of their
+// buffer groups, and returns it. It does not allocate when out has room.
+func (s *Set) Match(in *Input, out []*Rule) []*Rule {
+	out = out[:0]
+	if s == nil {
+		return out
+	}
+	for b := Buffer(0); b < NumBuffers; b++ {
+		data := in.Buf[b]
+		if data == nil {
+			continue
+		}
+		for _, r := range s.byBuf[b] {
+			if r.pre != nil && find(data, r.pre.pat, r.pre.nocase, 0, len(data)) < 0 {
+				continue
+			}
+			if r.match(in) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func (r *Rule) match(in *Input) bool {
+	if r.ipProto != 0 && r.ipProto != in.Proto {
+		return false
+	}
+	if r.app != "" && r.app != in.App {
+		return false
+	}
+	if r.flowToServer && !in.ToServer || r.flowToClient && in.ToServer {
+		return false
+	}
+	if r.flowEstablished && !in.Established {
+		return false
+	}
+	if !r.header(in.Src, in.SrcPort, in.Dst, in.DstPort) &&
+		!(r.bidir && r.header(in.Dst, in.DstPort, in.Src, in.SrcPort)) {
+		return false
+	}
+	// Each buffer's contents form one chain; every chain must match.
+	for i := 0; i < len(r.contents); {
+		j := i + 1
+		for j < len(r.contents) && r.contents[j].buf == r.contents[i].buf {
+			j++
+		}
+		data := in.Buf[r.contents[i].buf]
+		if data == nil || !chain(r.contents[i:j], data, 0) {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+func (r *Rule) header(src netip.Addr, sp uint16, dst netip.Addr, dp uint16) bool {
+	return r.src.match(src) && r.sp.match(sp) && r.dst.match(dst) && r.dp.match(dp)
+}
+
+// chain matches cs in data, the first content's relative modifiers counting
+// from prevEnd. It backtracks over later occurrences of a content when the
+// rest of the chain fails after the first one, up to a fixed budget.
+func chain(cs []content, data []byte, prevEnd int) bool {
+	budget := 64
+	return chainAt(cs, data, prevEnd, &budget)
+}
+
+func chainAt(cs []content, data []byte, prevEnd int, budget *int) bool {
+	if len(cs) == 0 {
+		return true
+	}
+	c := &cs[0]
+	start, end := 0, len(data)
+	if c.relative {
+		start = prevEnd + c.distance
+		if c.within > 0 {
+			end = min(end, prevEnd+c.distance+c.within)
+		}
+	} else {
+		start = c.offset
+		if c.depth > 0 {
+			end = min(end, c.offset+c.depth)
+		}
+	}
+	if start < 0 {
+		start = 0
+	}
+	if c.negate {
+		if start <= end && find(data, c.pat, c.nocase, start, end) >= 0 {
+			return false
+		}
+		return chainAt(cs[1:], data, prevEnd, budget)
+	}
+	for start+len(c.pat) <= end {
+		i := find(data, c.pat, c.nocase, start, end)
+		if i < 0 {
+			return false
+		}
+		if chainAt(cs[1:], data, i+len(c.pat), budget) {
+			return true
+		}
+		*budget--
+		if *budget <= 0 || len(cs) == 1 {
+			return false
+		}
+		start = i + 1
+	}
+	return false
+}
+
+// find returns the index of pat within data[start:end], or -1. With nocase,
+// pat is lowercase and data is compared case-insensitively.
+func find(data, pat []byte, nocase bool, start, end int) int {
+	if start < 0 || end > len(data) || start >= end || len(pat) > end-start {
+		return -1
+	}
+	win := data[start:end]
+	if !nocase {
+		if i := bytes.Index(win, pat); i >= 0 {
+			return start + i
+		}
+		return -1
+	}
+	first := pat[0]
+	upper := first
+	if 'a' <= first && first <= 'z' {
+		upper = first - 'a' + 'A'
+	}
+	for i := 0; i+len(pat) <= len(win); i++ {
+		c := win[i]
+		if c != first && c != upper {
+			continue
+		}
+		if equalFoldLower(win[i:i+len(pat)], pat) {
+			return start + i
+		}
+	}
+	return -1
+}
+
+func equalFoldLower(b, lower []byte) bool {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,287 @@
+package rules
+
+import (
+	"bufio"
+	_ "embed"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Action is what a matching rule asks for.
+type Action uint8
+
+// Actions.
+const (
+	Alert Action = iota
+	Drop
+	Reject
+	Pass
+)
+
+func (a Action) String() string {
+	return [...]string{"alert", "drop", "reject", "pass"}[a]
+}
+
+// Buffer names what a content inspects.
+type Buffer uint8
+
+// Buffers.
+const (
+	BufPayload Buffer = iota
+	BufHTTPURI
+	BufHTTPRawURI
+	BufHTTPMethod
+	BufHTTPHeader
+	BufHTTPRawHeader
+	BufHTTPCookie
+	BufHTTPUserAgent
+	BufHTTPHost
+	BufHTTPRequestBody
+	BufHTTPResponseBody
+	BufHTTPStatCode
+	BufHTTPStatMsg
+	BufDNSQuery
+	BufTLSSNI
+	NumBuffers
+)
+
+// Input is what one inspection offers the rules. The engine reuses one.
+type Input struct {
+	Proto            uint8  // 6, 17, 1, 58
+	App              string // "", "http", "dns", "tls"
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	ToServer         bool
+	Established      bool
+	Buf              [NumBuffers][]byte // nil: absent in this inspection
+}
+
+// Rule is one loaded signature.
+type Rule struct {
+	Action    Action
+	Proto     string
+	GID       int
+	SID       int
+	Rev       int
+	Msg       string
+	Classtype string
+	Category  string // the classtype's description
+	Priority  int    // 1 (high) .. 4
+	Metadata  map[string][]string
+	File      string
+	Line      int
+	Raw       string
+
+	ipProto  uint8 // 0: any
+	app      string
+	src, dst addrSet
+	sp, dp   portSet
+	bidir    bool
+
+	flowToServer, flowToClient, flowEstablished bool
+
+	contents []content
+	pre      *content // longest positive content: the prefilter
+}
+
+// LoadError reports a rule that was not loaded.
+type LoadError struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (e LoadError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason) }
+
+// Vars maps rule variables (without "$") to their values.
+type Vars map[string]string
+
+// DefaultVars returns the variables a box uses when its config names none.
+// EXTERNAL_NET is "any" rather than "!$HOME_NET": inline at the office's
+// exit, traffic between office hosts does not cross the box, and rules
+// written for either direction still fire.
+func DefaultVars() Vars {
+	return Vars{
+		"HOME_NET":        "[198.18.0.0/15,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7]",
+		"EXTERNAL_NET":    "any",
+		"HTTP_SERVERS":    "$HOME_NET",
+		"SMTP_SERVERS":    "$HOME_NET",
+		"SQL_SERVERS":     "$HOME_NET",
+		"DNS_SERVERS":     "$HOME_NET",
+		"TELNET_SERVERS":  "$HOME_NET",
+		"AIM_SERVERS":     "$EXTERNAL_NET",
+		"DC_SERVERS":      "$HOME_NET",
+		"DNP3_SERVER":     "$HOME_NET",
+		"DNP3_CLIENT":     "$HOME_NET",
+		"MODBUS_CLIENT":   "$HOME_NET",
+		"MODBUS_SERVER":   "$HOME_NET",
+		"ENIP_CLIENT":     "$HOME_NET",
+		"ENIP_SERVER":     "$HOME_NET",
+		"HTTP_PORTS":      "[80,81,311,383,591,593,901,1220,1414,1741,1830,2301,2381,2809,3037,3128,3702,4343,4848,5250,6988,7000,7001,7144,7145,7510,7777,7779,8000,8008,8014,8028,8080,8085,8088,8090,8118,8123,8180,8181,8243,8280,8300,8800,8888,8899,9000,9060,9080,9090,9091,9443,9999,11371,34443,34444,41080,50002,55555]",
+		"SHELLCODE_PORTS": "!80",
+		"ORACLE_PORTS":    "1521",
+		"SSH_PORTS":       "22",
+		"DNP3_PORTS":      "20000",
+		"MODBUS_PORTS":    "502",
+		"FILE_DATA_PORTS": "[$HTTP_PORTS,110,143]",
+		"FTP_PORTS":       "21",
+		"GENEVE_PORTS":    "6081",
+		"VXLAN_PORTS":     "4789",
+		"TEREDO_PORTS":    "3544",
+	}
+}
+
+//go:embed classification.config
+var classificationConfig string
+
+type class struct {
+	desc     string
+	priority int
+}
+
+var classes = parseClassification(classificationConfig)
+
+func parseClassification(s string) map[string]class {
+	m := make(map[string]class)
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, "config classification:")
+		if !ok {
+			continue
+		}
+		f := strings.Split(rest, ",")
+		if len(f) != 3 {
+			continue
+		}
+		p, _ := strconv.Atoi(strings.TrimSpace(f[2]))
+		m[strings.TrimSpace(f[0])] = class{strings.TrimSpace(f[1]), p}
+	}
+	return m
+}
+
+// Stars rates the rule's alerts:
+//
+//	★★★  classtype trojan-activity, command-and-control, successful-admin,
+//	     successful-user, exploit-kit, or metadata signature_severity Critical
+//	★★   signature_severity Major, or priority 1
+//	★    everything else
+func (r *Rule) Stars() int {
+	switch r.Classtype {
+	case "trojan-activity", "command-and-control", "successful-admin", "successful-user", "exploit-kit", "domain-c2":
+		return 3
+	}
+	for _, v := range r.Metadata["signature_severity"] {
+		if strings.EqualFold(v, "critical") {
+			return 3
+		}
+	}
+	for _, v := range r.Metadata["signature_severity"] {
+		if strings.EqualFold(v, "major") {
+			return 2
+		}
+	}
+	if r.Priority == 1 {
+		return 2
+	}
+	return 1
+}
+
+// Set is a loaded rule set, indexed for matching. It is read-only after
+// Parse and safe for concurrent Match calls.
+type Set struct {
+	rules []*Rule
+	byBuf [NumBuffers][]*Rule
+}
+
+// Len returns the number of rules.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
+
+// Rules returns the rules in load order.
+func (s *Set) Rules() []*Rule { return s.rules }
+
+func (s *Set) add(r *Rule) {
+	s.rules = append(s.rules, r)
+	b := BufPayload
+	if r.pre != nil {
+		b = r.pre.buf
+	}
+	s.byBuf[b] = append(s.byBuf[b], r)
+}
+
+// Merge returns a set with the rules of all sets.
+func Merge(sets ...*Set) *Set {
+	out := &Set{}
+	for _, s := range sets {
+		if s == nil {
+			continue
+		}
+		for _, r := range s.rules {
+			out.add(r)
+		}
+	}
+	return out
+}
+
+// ParseFile loads the rules in path. The error is for a file that cannot be
+// read; rules that do not load are in the LoadErrors.
+func ParseFile(path string, vars Vars) (*Set, []LoadError, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rules: %w", err)
+	}
+	defer f.Close()
+	s, errs := Parse(f, path, vars)
+	return s, errs, nil
+}
+
+// Parse loads rules from r; file names them in LoadErrors. Lines may be
+// continued with a trailing backslash; '#' starts a comment line.
+func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
+	if vars == nil {
+		vars = DefaultVars()
+	}
+	s := &Set{}
+	var errs []LoadError
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	lineNo, start := 0, 0
+	var buf strings.Builder
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		if buf.Len() == 0 {
+			start = lineNo
+			t := strings.TrimSpace(line)
+			if t == "" || t[0] == '#' {
+				continue
+			}
+		}
+		if strings.HasSuffix(line, "\\") {
+			buf.WriteString(strings.TrimSuffix(line, "\\"))
+			continue
+		}
+		buf.WriteString(line)
+		text := strings.TrimSpace(buf.String())
+		buf.Reset()
+		rule, err := parseRule(text, vars)
+		if err != nil {
+			errs = append(errs, LoadError{File: file, Line: start, Reason: err.Error()})
+			continue
+		}
+		rule.File, rule.Line = file, start
+		s.add(rule)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, LoadError{File: file, Line: lineNo + 1, Reason: "reading stopped: " + err.Error()})
+	}
+	return s, errs
+}
