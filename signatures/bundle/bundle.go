@@ -1,0 +1,118 @@
+// Package bundle assembles what the engine matches with: rules, antivirus
+// and threat intel. The default bundle is embedded in the binary, so a box
+// inspects from its first boot with no file on disk; configured files are
+// loaded on top of it.
+//
+// A Bundle is immutable once built: the engine swaps whole bundles (an
+// atomic pointer), which is how signed signature updates will hot-swap
+// without dropping traffic in a later issue.
+package bundle
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/openutm/utm/signatures/av"
+	"github.com/openutm/utm/signatures/intel"
+	"github.com/openutm/utm/signatures/rules"
+)
+
+//go:embed default
+var defaults embed.FS
+
+// DefaultVersion names the embedded bundle.
+const DefaultVersion = "default-2026.11.23"
+
+// Bundle is one consistent set of signatures.
+type Bundle struct {
+	Version    string
+	Rules      *rules.Set
+	RuleErrors []rules.LoadError
+	AV         *av.Scanner
+	AVErrors   []av.LoadError
+	Intel      *intel.Set
+	IntelStats intel.Stats
+	Loaded     time.Time
+}
+
+// Options adds files to the default bundle.
+type Options struct {
+	RuleFiles      []string
+	NoDefaultRules bool // the rule files replace the default rules (utmd -S)
+	YaraDirs       []string
+	HashFiles      []string
+	IntelFiles     []string
+	Vars           rules.Vars
+}
+
+// Default returns the embedded bundle.
+func Default() (*Bundle, error) { return Load(Options{}) }
+
+// Load builds a bundle from the embedded defaults and opts. Rules that do
+// not load are in RuleErrors; a file that cannot be read is an error.
+func Load(opts Options) (*Bundle, error) {
+	b := &Bundle{Version: DefaultVersion, Loaded: time.Now()}
+	var sets []*rules.Set
+	if !opts.NoDefaultRules {
+		src, err := defaults.ReadFile("default/utm.rules")
+		if err != nil {
+			return nil, err
+		}
+		s, errs := rules.Parse(bytes.NewReader(src), "default/utm.rules", opts.Vars)
+		sets = append(sets, s)
+		b.RuleErrors = append(b.RuleErrors, errs...)
+	}
+	for _, f := range opts.RuleFiles {
+		s, errs, err := rules.ParseFile(f, opts.Vars)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w (check signatures.rule_files or -S)", err)
+		}
+		sets = append(sets, s)
+		b.RuleErrors = append(b.RuleErrors, errs...)
+		b.Version += "+" + path.Base(f)
+	}
+	b.Rules = rules.Merge(sets...)
+
+	yar, err := defaults.ReadFile("default/eicar.yar")
+	if err != nil {
+		return nil, err
+	}
+	b.AV, err = av.New(av.Options{
+		YaraSources: map[string][]byte{"default/eicar.yar": yar},
+		YaraDirs:    opts.YaraDirs,
+		HashFiles:   opts.HashFiles,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	b.AVErrors = b.AV.LoadErrors
+
+	list, err := defaults.ReadFile("default/cnc.list")
+	if err != nil {
+		return nil, err
+	}
+	in, st := intel.Parse(bytes.NewReader(list), "utm-default")
+	all := []*intel.Set{in}
+	b.IntelStats = st
+	for _, f := range opts.IntelFiles {
+		s, st, err := intel.ParseFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: %w (check signatures.intel_files)", err)
+		}
+		all = append(all, s)
+		b.IntelStats.Domains += st.Domains
+		b.IntelStats.IPs += st.IPs
+		b.IntelStats.CIDRs += st.CIDRs
+		b.IntelStats.Skipped += st.Skipped
+		b.IntelStats.Bad += st.Bad
+	}
+	if len(all) == 1 {
+		b.Intel = in
+	} else {
+		b.Intel = intel.Merge(all...)
+	}
+	return b, nil
+}
