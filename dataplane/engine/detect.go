@@ -1,0 +1,251 @@
+package engine
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/openutm/utm/signatures/bundle"
+	"github.com/openutm/utm/signatures/intel"
+	"github.com/openutm/utm/signatures/rules"
+	"github.com/openutm/utm/telemetry/alert"
+)
+
+// Signature ids of the detections the engine raises itself (gid 1).
+const (
+	sidAVHTTP       = 2210001
+	sidCNCDNS       = 2220001
+	sidCNCAddr      = 2220002
+	sidCNCLearned   = 2220003
+	sidCNCHTTPHost  = 2220004
+	categoryCNC     = "Malware Command and Control Activity Detected"
+	learnedMinTTL   = 60
+	learnedMaxTTL   = 3600
+	learnedMaxCount = 1 << 16
+)
+
+// alertIntel is the part of an indicator an alert names.
+type alertIntel = alert.Intel
+
+func intelOf(ind *intel.Indicator) alertIntel {
+	return alertIntel{Indicator: ind.Value, Kind: ind.Kind, Source: ind.Source, Family: ind.Family}
+}
+
+// input fills the reused rules.Input with the current packet's flow facts
+// and clears its buffers.
+func (e *Engine) input(st *flowState, dir int) *rules.Input {
+	in := &e.in
+	p := &e.p
+	in.Proto = p.Proto
+	in.App = st.app.String()
+	in.Src, in.Dst = p.Src, p.Dst
+	in.SrcPort, in.DstPort = p.SrcPort, p.DstPort
+	in.ToServer = dir == 0
+	in.Established = st.established || p.Proto != 6
+	in.Buf = [rules.NumBuffers][]byte{}
+	return in
+}
+
+// matchPayload runs the rules that look at raw packet payload.
+func (e *Engine) matchPayload(b *bundle.Bundle, st *flowState, dir int) {
+	in := e.input(st, dir)
+	in.Buf[rules.BufPayload] = e.p.Payload
+	var meta *reqMeta
+	if st.app == appHTTP {
+		meta = &st.resp
+		if dir == 0 {
+			meta = st.lastRequest()
+		}
+	}
+	e.matchRules(b, st, in, meta)
+}
+
+// matchRules matches in against the rule set and acts on the result:
+// a pass rule wins; otherwise every match alerts once per flow and the
+// strongest action becomes the packet's verdict.
+func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, meta *reqMeta) {
+	if b.Rules == nil {
+		return
+	}
+	e.matches = b.Rules.Match(in, e.matches[:0])
+	if len(e.matches) == 0 {
+		return
+	}
+	for _, r := range e.matches {
+		if r.Action == rules.Pass {
+			return
+		}
+	}
+	for _, r := range e.matches {
+		v := Accept
+		switch r.Action {
+		case rules.Drop:
+			v = Drop
+		case rules.Reject:
+			v = Reject
+		}
+		e.verdict(v)
+		if st.alertedOnce(r.SID) {
+			continue
+		}
+		dir := 1
+		if in.ToServer {
+			dir = 0
+		}
+		ev := e.event(st, dir, alert.TypeAlert, meta)
+		action := alert.ActionAllowed
+		if v != Accept {
+			action = alert.ActionBlocked
+		}
+		ev.Alert = &alert.Alert{
+			Action: action, GID: max(r.GID, 1), SignatureID: r.SID, Rev: r.Rev,
+			Signature: r.Msg, Category: r.Category, Severity: r.Priority,
+		}
+		ev.Stars = alert.Stars(r.Stars())
+		ev.Summary = summary(r.Msg, action)
+		e.emit(ev)
+	}
+}
+
+func summary(what, action string) string {
+	if action == alert.ActionBlocked {
+		return what + " (blocked)"
+	}
+	return what + " (allowed)"
+}
+
+// checkDestination looks up the destination of a new flow: a listed
+// address, or an address a listed domain resolved to for this client.
+// The first packet is blocked before any data flows.
+func (e *Engine) checkDestination(b *bundle.Bundle, st *flowState) {
+	p := &e.p
+	if b.Intel != nil {
+		if ind, ok := b.Intel.LookupIP(p.Dst); ok {
+			e.alertIntel(st, sidCNCAddr, "", ind, Reject, nil)
+			return
+		}
+	}
+	if len(e.learned) == 0 {
+		return
+	}
+	l, ok := e.learned[learnKey{p.Src, p.Dst}]
+	if !ok || e.now.After(l.expires) {
+		return
+	}
+	ind := intel.Indicator{Value: l.ind.Indicator, Kind: l.ind.Kind, Source: l.ind.Source, Family: l.ind.Family}
+	e.alertIntel(st, sidCNCLearned, l.domain, &ind, Reject, nil)
+}
+
+// learn remembers that client resolved a listed domain to addr.
+func (e *Engine) learn(client, addr netip.Addr, domain string, ind *intel.Indicator, ttl uint32) {
+	ttl = min(max(ttl, learnedMinTTL), learnedMaxTTL)
+	k := learnKey{client, addr}
+	if _, ok := e.learned[k]; !ok && len(e.learned) >= learnedMaxCount {
+		e.stats.LearnedFull.Add(1)
+		return
+	}
+	e.learned[k] = learned{domain: domain, ind: intelOf(ind), expires: e.now.Add(secs(ttl))}
+}
+
+// alertIntel raises a C&C alert for a threat-intel hit and applies v.
+func (e *Engine) alertIntel(st *flowState, sid int, name string, ind *intel.Indicator, v Verdict, meta *reqMeta) {
+	if ev := e.intelEvent(st, sid, name, ind, v, meta); ev != nil {
+		e.emit(ev)
+	}
+}
+
+// intelEvent applies v and builds the C&C alert for a threat-intel hit, or
+// returns nil when this flow already raised it.
+func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indicator, v Verdict, meta *reqMeta) *alert.Event {
+	e.verdict(v)
+	if st.alertedOnce(sid) {
+		return nil
+	}
+	dir := 1
+	if e.p.Dst == st.f.Server.Addr() {
+		dir = 0
+	}
+	ev := e.event(st, dir, alert.TypeAlert, meta)
+	action := alert.ActionAllowed
+	if v != Accept {
+		action = alert.ActionBlocked
+	}
+	in := intelOf(ind)
+	ev.Intel = &in
+	var sig string
+	stars := alert.Stars(3)
+	switch sid {
+	case sidCNCDNS:
+		sig = "UTM C&C DNS lookup of a listed domain"
+		stars = 2
+	case sidCNCAddr:
+		sig = "UTM C&C connection to a listed address"
+	case sidCNCLearned:
+		sig = "UTM C&C connection to an address of a listed domain"
+	case sidCNCHTTPHost:
+		sig = "UTM C&C HTTP request to a listed host"
+	}
+	if ind.Family != "" {
+		sig += " (" + ind.Family + ")"
+	}
+	ev.Alert = &alert.Alert{Action: action, GID: 1, SignatureID: sid, Rev: 1, Signature: sig, Category: categoryCNC, Severity: 1}
+	ev.Stars = stars
+	target := ind.Value
+	if name != "" && name != target {
+		target = name + " (listed as " + ind.Value + ")"
+	}
+	ev.Summary = summary(sig+": "+target, action)
+	return ev
+}
+
+// event builds an event for the current packet's flow. dir 0 makes the
+// client the source.
+func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert.Event {
+	f := st.f
+	src, dst := f.Client, f.Server
+	if dir == 1 {
+		src, dst = dst, src
+	}
+	ev := &alert.Event{
+		Timestamp: alert.Timestamp(e.now),
+		FlowID:    f.ID,
+		EventType: typ,
+		SrcIP:     src.Addr().String(),
+		SrcPort:   src.Port(),
+		DestIP:    dst.Addr().String(),
+		DestPort:  dst.Port(),
+		Proto:     protoName(e.p.Proto),
+		AppProto:  st.app.String(),
+		Schema:    alert.SchemaVersion,
+	}
+	if meta != nil && (len(meta.host) > 0 || len(meta.uri) > 0) {
+		ev.HTTP = &alert.HTTP{Hostname: string(hostOnly(meta.host)), URL: string(meta.uri), Method: string(meta.method)}
+		if meta == &st.resp && st.status > 0 {
+			ev.HTTP.Status = st.status
+		}
+	}
+	return ev
+}
+
+func (e *Engine) emit(ev *alert.Event) {
+	if ev.EventType == alert.TypeAlert {
+		e.stats.Alerts.Add(1)
+		e.stats.alertStars(int(ev.Stars))
+	}
+	if e.cfg.Sink != nil {
+		e.cfg.Sink.Emit(ev)
+	}
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 1:
+		return "ICMP"
+	case 58:
+		return "IPv6-ICMP"
+	}
+	return strconv.Itoa(int(p))
+}

@@ -1,0 +1,36 @@
+// Package engine is the inline inspection pipeline of the box: one Engine
+// takes the IP packets of one NFQUEUE queue (or of a pcap, in replay) and
+// returns a verdict for each.
+//
+// The packet path is
+//
+//	packet.Decode → flow.Table → stream (TCP, per direction) → http1 / dnsmsg
+//	   → signatures (rules, AV, intel) → Verdict + alert.Event to the Sink
+//
+// Inline means the packet that carries bytes is not released before those
+// bytes are inspected: Process runs the whole pipeline for the packet,
+// synchronously, before returning its verdict. In particular the packet that
+// completes a file (the last body byte, the final chunk, or the FIN of a
+// close-delimited body) is held while the file is scanned; if it is
+// malicious that packet is dropped, both ends are reset and the rest of the
+// flow is dropped, so the client never holds the whole file.
+//
+// Verdicts: Accept; Drop (this packet and the rest of the flow, silently:
+// the Suricata drop action); Reject (Drop plus TCP resets to both ends,
+// injected through Config.Reset).
+//
+// Detections the engine raises itself (gid 1):
+//
+//	2210001  AV: malicious file in an HTTP transfer             ★★★ blocked
+//	2220001  C&C: DNS lookup of a listed domain                  ★★  allowed
+//	2220002  C&C: connection to a listed address                 ★★★ blocked
+//	2220003  C&C: connection to an address of a listed domain    ★★★ blocked
+//	2220004  C&C: HTTP request to a listed host                  ★★★ blocked
+//
+// Cost: Process does not allocate for packets of known flows on the accept
+// path (AllocsPerRun in the tests). Allocation happens per new flow (pooled
+// state), per file (hashes, scan buffer from a pool) and per alert.
+//
+// An Engine is not safe for concurrent use: run one per queue. SetBundle
+// and Counters may be called from any goroutine.
+package engine

@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"sync/atomic"
+
+	"github.com/openutm/utm/dataplane/packet"
+)
+
+// Stats counts what the engine saw and did. Fields are updated on the packet
+// path and may be read from any goroutine.
+type Stats struct {
+	Packets, Bytes                      atomic.Uint64
+	Accepted, Dropped, Rejected         atomic.Uint64
+	Malformed, Truncated, Unsupported   atomic.Uint64
+	Fragments                           atomic.Uint64
+	Flows, FlowsBlocked, FlowTableFull  atomic.Uint64
+	Midstream, StreamOverflow           atomic.Uint64
+	HTTPRequests, DNSQueries            atomic.Uint64
+	DNSMalformed                        atomic.Uint64
+	Files, FilesMalicious, FilesPartial atomic.Uint64
+	ScanErrors, ResetErrors             atomic.Uint64
+	LearnedFull                         atomic.Uint64
+	Alerts                              atomic.Uint64
+	AlertsByStars                       [4]atomic.Uint64
+}
+
+func (s *Stats) countMalformed(r packet.Result) {
+	switch r {
+	case packet.Truncated:
+		s.Truncated.Add(1)
+	case packet.Unsupported:
+		s.Unsupported.Add(1)
+	default:
+		s.Malformed.Add(1)
+	}
+}
+
+func (s *Stats) alertStars(n int) {
+	if n >= 1 && n <= 3 {
+		s.AlertsByStars[n].Add(1)
+	}
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Counters returns the counters by name, for heartbeats and metrics.
+func (e *Engine) Counters() map[string]uint64 {
+	s := &e.stats
+	return map[string]uint64{
+		"packets":         s.Packets.Load(),
+		"bytes":           s.Bytes.Load(),
+		"accepted":        s.Accepted.Load(),
+		"dropped":         s.Dropped.Load(),
+		"rejected":        s.Rejected.Load(),
+		"malformed":       s.Malformed.Load(),
+		"truncated":       s.Truncated.Load(),
+		"unsupported":     s.Unsupported.Load(),
+		"fragments":       s.Fragments.Load(),
+		"flows":           s.Flows.Load(),
+		"flows_blocked":   s.FlowsBlocked.Load(),
+		"flow_table_full": s.FlowTableFull.Load(),
+		"midstream":       s.Midstream.Load(),
+		"stream_overflow": s.StreamOverflow.Load(),
+		"http_requests":   s.HTTPRequests.Load(),
+		"dns_queries":     s.DNSQueries.Load(),
+		"dns_malformed":   s.DNSMalformed.Load(),
+		"files":           s.Files.Load(),
+		"files_malicious": s.FilesMalicious.Load(),
+		"files_partial":   s.FilesPartial.Load(),
+		"scan_errors":     s.ScanErrors.Load(),
+		"reset_errors":    s.ResetErrors.Load(),
+		"alerts":          s.Alerts.Load(),
+		"alerts_1star":    s.AlertsByStars[1].Load(),
+		"alerts_2star":    s.AlertsByStars[2].Load(),
+		"alerts_3star":    s.AlertsByStars[3].Load(),
+	}
+}
