@@ -1,0 +1,164 @@
+// Package capture reads pcap and pcapng files and yields the IP packet of
+// each frame, whatever the link type: Ethernet (with 802.1Q/802.1ad tags),
+// raw IP, Linux cooked capture (SLL and SLL2), BSD loopback (Null/Loop).
+// Frames that carry no IP packet (ARP, LLDP, ...) are skipped and counted.
+//
+// It is the replay path's source: the engine sees exactly the bytes NFQUEUE
+// would hand it. Reading uses gopacket/pcapgo (pure Go) with zero-copy
+// reads: the returned packet is valid until the next call to Next.
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// ErrLinkType is returned (wrapped) by Open for a link type with no IP
+// framing this package knows.
+var ErrLinkType = errors.New("capture: unsupported link type")
+
+type source interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// Reader yields IP packets from a capture file.
+type Reader struct {
+	f       *os.File
+	src     source
+	ng      *pcapgo.NgReader
+	link    layers.LinkType
+	Skipped uint64 // frames without an IP packet
+}
+
+// Open opens a pcap or pcapng file.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	magic, err := br.Peek(4)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("capture: %s is too short to be a capture: %w", path, err)
+	}
+	r := &Reader{f: f}
+	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("capture: %s: %w", path, err)
+		}
+		r.src, r.ng, r.link = ng, ng, ng.LinkType()
+	} else {
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("capture: %s is neither pcap nor pcapng: %w", path, err)
+		}
+		r.src, r.link = pr, pr.LinkType()
+	}
+	if _, ok := strip(r.link, nil); !ok && !known(r.link) {
+		f.Close()
+		return nil, fmt.Errorf("%w %v in %s (Ethernet, raw IP, Linux SLL/SLL2 and Null/Loop are read)", ErrLinkType, r.link, path)
+	}
+	return r, nil
+}
+
+func known(lt layers.LinkType) bool {
+	switch lt {
+	case layers.LinkTypeEthernet, layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6,
+		layers.LinkTypeLinuxSLL, linkTypeSLL2, layers.LinkTypeNull, layers.LinkTypeLoop, 12:
+		return true
+	}
+	return false
+}
+
+// linkTypeSLL2 is LINKTYPE_LINUX_SLL2 (276) as gopacket v1.1.19 reports it:
+// its LinkType is a uint8, so pcapgo hands us 276 & 0xff.
+const linkTypeSLL2 layers.LinkType = 276 & 0xff
+
+// Next returns the next IP packet and its timestamp, or io.EOF.
+func (r *Reader) Next() (time.Time, []byte, error) {
+	for {
+		data, ci, err := r.src.ZeroCopyReadPacketData()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return time.Time{}, nil, io.EOF
+			}
+			return time.Time{}, nil, err
+		}
+		lt := r.link
+		if r.ng != nil && ci.InterfaceIndex > 0 {
+			if ifc, err := r.ng.Interface(ci.InterfaceIndex); err == nil {
+				lt = ifc.LinkType
+			}
+		}
+		ip, ok := strip(lt, data)
+		if !ok {
+			r.Skipped++
+			continue
+		}
+		return ci.Timestamp, ip, nil
+	}
+}
+
+// Close closes the file.
+func (r *Reader) Close() error { return r.f.Close() }
+
+// strip removes the link-layer header. ok is false when the frame carries
+// no IPv4 or IPv6 packet.
+func strip(lt layers.LinkType, b []byte) ([]byte, bool) {
+	var etype uint16
+	switch lt {
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12:
+		return ipOnly(b)
+	case layers.LinkTypeEthernet:
+		if len(b) < 14 {
+			return nil, false
+		}
+		etype, b = binary.BigEndian.Uint16(b[12:]), b[14:]
+		for (etype == 0x8100 || etype == 0x88a8) && len(b) >= 4 {
+			etype, b = binary.BigEndian.Uint16(b[2:]), b[4:]
+		}
+	case layers.LinkTypeLinuxSLL:
+		if len(b) < 16 {
+			return nil, false
+		}
+		etype, b = binary.BigEndian.Uint16(b[14:]), b[16:]
+	case linkTypeSLL2:
+		if len(b) < 20 {
+			return nil, false
+		}
+		etype, b = binary.BigEndian.Uint16(b[0:]), b[20:]
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		if len(b) < 4 {
+			return nil, false
+		}
+		return ipOnly(b[4:])
+	default:
+		return nil, false
+	}
+	if etype != 0x0800 && etype != 0x86dd {
+		return nil, false
+	}
+	return b, true
+}
+
+func ipOnly(b []byte) ([]byte, bool) {
+	if len(b) == 0 {
+		return nil, false
+	}
+	v := b[0] >> 4
+	return b, v == 4 || v == 6
+}
