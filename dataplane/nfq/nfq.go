@@ -1,0 +1,154 @@
+//go:build linux
+
+// Package nfq reads packets from a netfilter queue (NFQUEUE) and returns
+// the engine's verdict for each, through github.com/florianl/go-nfqueue.
+//
+// The queue is opened with the fail-open flag: when it is full the kernel
+// accepts packets instead of dropping them, so an overloaded engine slows
+// inspection, never the office. Together with the steering rule's
+// --queue-bypass (the kernel accepts while no process listens) this is the
+// box's fail-open. Both events are counted.
+//
+// The handler runs on the library's reader goroutine, one packet at a
+// time; the packet slice is valid only during the call. A verdict is sent
+// when the handler returns, so a packet is held exactly as long as the
+// engine inspects it.
+package nfq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	nfqueue "github.com/florianl/go-nfqueue/v2"
+	"github.com/mdlayher/netlink"
+)
+
+// Verdict is what the kernel does with a queued packet.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Accept Verdict = iota
+	Drop
+)
+
+// Config configures a queue.
+type Config struct {
+	Queue       uint16
+	MaxQueueLen uint32 // packets the kernel holds for us; default 4096
+	FailOpen    bool   // accept when the queue is full (always true in the box)
+	Logger      *slog.Logger
+}
+
+// Queue is an open NFQUEUE.
+type Queue struct {
+	cfg Config
+	nf  *nfqueue.Nfqueue
+	h   func([]byte) Verdict
+	log *slog.Logger
+
+	packets, accepted, dropped, errs, verdictErrs atomic.Uint64
+	lastErrLog                                    atomic.Int64
+}
+
+// Open binds queue cfg.Queue. It fails if another process holds the queue
+// or the process lacks CAP_NET_ADMIN.
+func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
+	if cfg.MaxQueueLen == 0 {
+		cfg.MaxQueueLen = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var flags uint32
+	if cfg.FailOpen {
+		flags |= nfqueue.NfQaCfgFlagFailOpen
+	}
+	nf, err := nfqueue.Open(&nfqueue.Config{
+		NfQueue:      cfg.Queue,
+		MaxPacketLen: 0xffff,
+		MaxQueueLen:  cfg.MaxQueueLen,
+		Copymode:     nfqueue.NfQnlCopyPacket,
+		Flags:        flags,
+		WriteTimeout: time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nfq: open queue %d: %w (run as root or with CAP_NET_ADMIN; is another utmd running?)", cfg.Queue, err)
+	}
+	// Without this a burst that overflows the socket buffer ends the
+	// reader with ENOBUFS; with it the kernel drops (fail-open accepts).
+	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil {
+		cfg.Logger.Warn("nfq: cannot set NETLINK_NO_ENOBUFS; a burst may interrupt reading", "err", err)
+	}
+	return &Queue{cfg: cfg, nf: nf, h: h, log: cfg.Logger}, nil
+}
+
+// Run hands every queued packet to the handler until ctx is done.
+func (q *Queue) Run(ctx context.Context) error {
+	err := q.nf.RegisterWithErrorFunc(ctx, q.hook, q.onError)
+	if err != nil {
+		return fmt.Errorf("nfq: register on queue %d: %w", q.cfg.Queue, err)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (q *Queue) hook(a nfqueue.Attribute) int {
+	if a.PacketID == nil {
+		return 0
+	}
+	q.packets.Add(1)
+	v := Accept
+	if a.Payload != nil {
+		v = q.h(*a.Payload)
+	}
+	nv := nfqueue.NfAccept
+	if v == Drop {
+		nv = nfqueue.NfDrop
+		q.dropped.Add(1)
+	} else {
+		q.accepted.Add(1)
+	}
+	if err := q.nf.SetVerdict(*a.PacketID, nv); err != nil {
+		q.verdictErrs.Add(1)
+		q.logErr("nfq: cannot send a verdict; the kernel keeps the packet until the queue times out", err)
+	}
+	return 0
+}
+
+func (q *Queue) onError(err error) int {
+	q.errs.Add(1)
+	var ne *netlink.OpError
+	if errors.As(err, &ne) && ne.Timeout() {
+		return 0
+	}
+	q.logErr("nfq: read error; reading continues", err)
+	return 0
+}
+
+// logErr logs at most one error a second.
+func (q *Queue) logErr(msg string, err error) {
+	now := time.Now().Unix()
+	if q.lastErrLog.Swap(now) != now {
+		q.log.Warn(msg, "queue", q.cfg.Queue, "err", err)
+	}
+}
+
+// Counters returns the queue's counters by name.
+func (q *Queue) Counters() map[string]uint64 {
+	return map[string]uint64{
+		"packets":        q.packets.Load(),
+		"accepted":       q.accepted.Load(),
+		"dropped":        q.dropped.Load(),
+		"read_errors":    q.errs.Load(),
+		"verdict_errors": q.verdictErrs.Load(),
+	}
+}
+
+// Close unbinds the queue. Packets still queued are dropped by the kernel
+// and retransmitted by their senders; new ones bypass (--queue-bypass).
+func (q *Queue) Close() error { return q.nf.Close() }
