@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openutm/utm/dataplane/capture"
-	"github.com/openutm/utm/dataplane/engine"
+		"github.com/openutm/utm/dataplane/engine"
+	"github.com/openutm/utm/dataplane/replay"
 	"github.com/openutm/utm/firmware/config"
 	"github.com/openutm/utm/signatures/bundle"
 	"github.com/openutm/utm/telemetry/eve"
@@ -66,7 +65,7 @@ func main() {
 	case f.testRules:
 		err = testRules(os.Stdout, f)
 	case f.replay != "":
-		err = replay(log, f)
+		err = runReplay(log, f)
 	default:
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		err = appliance(ctx, log, f)
@@ -113,8 +112,8 @@ func testRules(w io.Writer, f flags) error {
 	return nil
 }
 
-// replay runs the engine over a capture and writes DIR/eve.json.
-func replay(log *slog.Logger, f flags) error {
+// runReplay runs the engine over a capture and writes DIR/eve.json.
+func runReplay(log *slog.Logger, f flags) error {
 	b, err := loadBundle(log, f, config.Signatures{})
 	if err != nil {
 		return err
@@ -128,23 +127,10 @@ func replay(log *slog.Logger, f flags) error {
 		return err
 	}
 	defer w.Close()
-	r, err := capture.Open(f.replay)
-	if err != nil {
+	eng := engine.New(engine.Config{Sink: w, Logger: log}, b)
+	if _, err := replay.File(f.replay, eng); err != nil {
 		return err
 	}
-	defer r.Close()
-	eng := engine.New(engine.Config{Sink: w, Logger: log}, b)
-	for {
-		ts, pkt, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("replay %s: %w", f.replay, err)
-		}
-		eng.Process(ts, pkt)
-	}
-	eng.Close()
 	s := eng.Stats()
 	log.Info("replay done", "file", f.replay, "packets", s.Packets.Load(), "alerts", s.Alerts.Load(),
 		"files", s.Files.Load(), "malformed", s.Malformed.Load()+s.Truncated.Load(), "eve", filepath.Join(dir, "eve.json"))

@@ -1,0 +1,199 @@
+package monitor
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/openutm/utm/telemetry/alert"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketAlerts = []byte("alerts") // seq -> Record JSON
+	bucketIDs    = []byte("ids")    // box \x00 id -> seq: exactly-once
+	bucketBoxes  = []byte("boxes")  // box -> Box JSON
+)
+
+// Record is a stored alert.
+type Record struct {
+	Seq      uint64       `json:"seq"`
+	Received time.Time    `json:"received"`
+	Event    *alert.Event `json:"event"`
+}
+
+// Box is what the monitor knows of one box.
+type Box struct {
+	BoxID         string           `json:"box_id"`
+	LastHeartbeat time.Time        `json:"last_heartbeat"`
+	Online        bool             `json:"online"`
+	Heartbeat     *alert.Heartbeat `json:"heartbeat,omitempty"`
+}
+
+// store keeps alerts and boxes in bbolt.
+type store struct {
+	db    *bolt.DB
+	mu    sync.Mutex
+	boxes map[string]*Box // heartbeats land here and are persisted in batches
+	dirty bool
+}
+
+func openStore(path string) (*store, error) {
+	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("monitor: open store %s: %w (is another monitor running on this data directory?)", path, err)
+	}
+	s := &store{db: db, boxes: make(map[string]*Box)}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketBoxes).ForEach(func(k, v []byte) error {
+			var b Box
+			if json.Unmarshal(v, &b) == nil {
+				s.boxes[string(k)] = &b
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("monitor: initialise store: %w", err)
+	}
+	return s, nil
+}
+
+// add stores ev once per (box, id). It reports whether it was new.
+func (s *store) add(ev *alert.Event, received time.Time) (Record, bool, error) {
+	var rec Record
+	added := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketIDs)
+		key := []byte(ev.BoxID + "\x00" + ev.ID)
+		if ids.Get(key) != nil {
+			return nil
+		}
+		a := tx.Bucket(bucketAlerts)
+		seq, err := a.NextSequence()
+		if err != nil {
+			return err
+		}
+		rec = Record{Seq: seq, Received: received.UTC(), Event: ev}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		if err := a.Put(k[:], b); err != nil {
+			return err
+		}
+		added = true
+		return ids.Put(key, k[:])
+	})
+	return rec, added, err
+}
+
+// alerts returns stored alerts with seq > since, oldest first, at most max.
+func (s *store) alerts(since uint64, max int) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAlerts).Cursor()
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], since+1)
+		for key, v := c.Seek(k[:]); key != nil && len(out) < max; key, v = c.Next() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err == nil {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// latest returns the newest n alerts, newest first.
+func (s *store) latest(n int) ([]Record, error) {
+	var out []Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAlerts).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err == nil {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.boxes[hb.BoxID]
+	if b == nil {
+		b = &Box{BoxID: hb.BoxID}
+		s.boxes[hb.BoxID] = b
+	}
+	b.LastHeartbeat, b.Heartbeat = at.UTC(), hb
+	s.dirty = true
+}
+
+// seen records a box that sent an alert, so it is listed even before its
+// first heartbeat.
+func (s *store) seen(box string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.boxes[box]; !ok {
+		s.boxes[box] = &Box{BoxID: box}
+		s.dirty = true
+	}
+}
+
+func (s *store) boxList(now time.Time, offlineAfter time.Duration) []Box {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Box, 0, len(s.boxes))
+	for _, b := range s.boxes {
+		c := *b
+		c.Online = !c.LastHeartbeat.IsZero() && now.Sub(c.LastHeartbeat) < offlineAfter
+		out = append(out, c)
+	}
+	return out
+}
+
+// persist writes the box registry if it changed: heartbeats arrive every
+// few seconds from every box, so they are batched into one transaction.
+func (s *store) persist() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	snap := make(map[string][]byte, len(s.boxes))
+	for k, b := range s.boxes {
+		v, _ := json.Marshal(b)
+		snap[k] = v
+	}
+	s.dirty = false
+	s.mu.Unlock()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		bb := tx.Bucket(bucketBoxes)
+		for k, v := range snap {
+			if err := bb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *store) close() error {
+	s.persist()
+	return s.db.Close()
+}
