@@ -178,4 +178,3 @@ func FuzzParse(f *testing.F) {
 		s.Match(in, nil)
 	})
 }
-

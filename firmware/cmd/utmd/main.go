@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-		"github.com/openutm/utm/dataplane/engine"
+	"github.com/openutm/utm/dataplane/engine"
 	"github.com/openutm/utm/dataplane/replay"
 	"github.com/openutm/utm/firmware/config"
 	"github.com/openutm/utm/signatures/bundle"
