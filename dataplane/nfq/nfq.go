@@ -13,6 +13,10 @@
 // time; the packet slice is valid only during the call. A verdict is sent
 // when the handler returns, so a packet is held exactly as long as the
 // engine inspects it.
+//
+// Cost: the library decodes each netlink message into an Attribute, which
+// allocates per packet; this package adds no allocation of its own. The
+// verdict is one sendmsg.
 package nfq
 
 import (
@@ -20,6 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +47,11 @@ const (
 type Config struct {
 	Queue       uint16
 	MaxQueueLen uint32 // packets the kernel holds for us; default 4096
-	FailOpen    bool   // accept when the queue is full (always true in the box)
-	Logger      *slog.Logger
+	FailOpen    bool   // accept when the queue is full (always true in the box); NFQA_CFG_F_FAIL_OPEN
+	// NetNS, when nonzero, is a network namespace file descriptor to open
+	// the queue in (queues are per namespace); 0 is the caller's.
+	NetNS  int
+	Logger *slog.Logger
 }
 
 // Queue is an open NFQUEUE.
@@ -51,9 +61,18 @@ type Queue struct {
 	h   func([]byte) Verdict
 	log *slog.Logger
 
+	bound   chan struct{}
+	mu      sync.Mutex
+	cancel  context.CancelFunc // stops the reader; set by Run
+	closed  bool
+	closing atomic.Bool
+
 	packets, accepted, dropped, errs, verdictErrs atomic.Uint64
 	lastErrLog                                    atomic.Int64
 }
+
+// ErrClosed is returned by Run on a closed Queue.
+var ErrClosed = errors.New("nfq: queue closed")
 
 // Open binds queue cfg.Queue. It fails if another process holds the queue
 // or the process lacks CAP_NET_ADMIN.
@@ -74,6 +93,7 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 		MaxQueueLen:  cfg.MaxQueueLen,
 		Copymode:     nfqueue.NfQnlCopyPacket,
 		Flags:        flags,
+		NetNS:        cfg.NetNS,
 		WriteTimeout: time.Second,
 	})
 	if err != nil {
@@ -84,15 +104,26 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil {
 		cfg.Logger.Warn("nfq: cannot set NETLINK_NO_ENOBUFS; a burst may interrupt reading", "err", err)
 	}
-	return &Queue{cfg: cfg, nf: nf, h: h, log: cfg.Logger}, nil
+	return &Queue{cfg: cfg, nf: nf, h: h, log: cfg.Logger, bound: make(chan struct{})}, nil
 }
 
-// Run hands every queued packet to the handler until ctx is done.
+// Run binds the queue and hands every queued packet to the handler until
+// ctx is done or Close is called; then it returns nil. It returns an error
+// when the kernel refuses the binding (another process holds the queue).
+// Call it once.
 func (q *Queue) Run(ctx context.Context) error {
-	err := q.nf.RegisterWithErrorFunc(ctx, q.hook, q.onError)
-	if err != nil {
-		return fmt.Errorf("nfq: register on queue %d: %w", q.cfg.Queue, err)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
 	}
+	ctx, q.cancel = context.WithCancel(ctx)
+	q.mu.Unlock()
+	err := q.nf.RegisterWithErrorFunc(ctx, q.hook, func(err error) int { return q.onError(ctx, err) })
+	if err != nil {
+		return fmt.Errorf("nfq: bind queue %d: %w (is another utmd running on this queue?)", q.cfg.Queue, err)
+	}
+	close(q.bound)
 	<-ctx.Done()
 	return nil
 }
@@ -115,13 +146,22 @@ func (q *Queue) hook(a nfqueue.Attribute) int {
 	}
 	if err := q.nf.SetVerdict(*a.PacketID, nv); err != nil {
 		q.verdictErrs.Add(1)
+		if q.closing.Load() {
+			return 1 // Close raced the verdict; the kernel drops what is queued
+		}
 		q.logErr("nfq: cannot send a verdict; the kernel keeps the packet until the queue times out", err)
 	}
 	return 0
 }
 
-func (q *Queue) onError(err error) int {
+func (q *Queue) onError(ctx context.Context, err error) int {
+	if ctx.Err() != nil {
+		return 1 // stopping: the library interrupts its read with a deadline
+	}
 	q.errs.Add(1)
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
+		return 1
+	}
 	var ne *netlink.OpError
 	if errors.As(err, &ne) && ne.Timeout() {
 		return 0
@@ -149,6 +189,34 @@ func (q *Queue) Counters() map[string]uint64 {
 	}
 }
 
-// Close unbinds the queue. Packets still queued are dropped by the kernel
-// and retransmitted by their senders; new ones bypass (--queue-bypass).
-func (q *Queue) Close() error { return q.nf.Close() }
+// Bound is closed once Run has bound the queue: from then on the kernel
+// queues packets to the handler instead of bypassing.
+func (q *Queue) Bound() <-chan struct{} { return q.bound }
+
+// Stats are the queue's counters.
+type Stats struct {
+	Packets, Accepted, Dropped, ReadErrors, VerdictErrors uint64
+}
+
+// Stats returns the queue's counters.
+func (q *Queue) Stats() Stats {
+	return Stats{q.packets.Load(), q.accepted.Load(), q.dropped.Load(), q.errs.Load(), q.verdictErrs.Load()}
+}
+
+// Close stops Run and unbinds the queue. Packets still queued are dropped
+// by the kernel and retransmitted by their senders; new ones bypass
+// (--queue-bypass). Close may be called from any goroutine, more than once.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	q.closing.Store(true)
+	if q.cancel != nil {
+		q.cancel()
+	}
+	q.mu.Unlock()
+	return q.nf.Close()
+}

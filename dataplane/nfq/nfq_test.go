@@ -1,0 +1,240 @@
+//go:build linux
+
+package nfq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openutm/utm/dataplane/internal/nslab"
+	"github.com/openutm/utm/dataplane/packet"
+)
+
+const queueNum = 7
+
+var serverTCP = netip.AddrPortFrom(nslab.ServerAddr, 8080)
+
+// steer queues everything the router forwards, with --queue-bypass.
+func steer(t *testing.T, l *nslab.Lab) {
+	t.Helper()
+	nslab.Exec(t, l.RouterName(), "iptables", "-w", "5", "-A", "FORWARD", "-j", "NFQUEUE",
+		"--queue-num", fmt.Sprint(queueNum), "--queue-bypass")
+}
+
+// echoServer accepts TCP connections in the server namespace and echoes
+// one line back on each.
+func echoServer(t *testing.T, l *nslab.Lab) {
+	t.Helper()
+	var ln net.Listener
+	err := nslab.Do(l.Server, func() (err error) {
+		ln, err = net.Listen("tcp4", serverTCP.String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				c.Write(buf[:n])
+			}()
+		}
+	}()
+}
+
+// exchange dials the server from the client namespace and returns the
+// echoed reply, or the error that stopped it.
+func exchange(l *nslab.Lab, timeout time.Duration) (string, error) {
+	var c net.Conn
+	err := nslab.Do(l.Client, func() (err error) {
+		c, err = net.DialTimeout("tcp4", serverTCP.String(), timeout)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(c, buf, 4)
+	return string(buf[:n]), err
+}
+
+// openQueue opens the queue inside the router namespace and runs it.
+func openQueue(t *testing.T, l *nslab.Lab, cfg Config, h func([]byte) Verdict) *Queue {
+	t.Helper()
+	cfg.Queue, cfg.NetNS = queueNum, int(l.Router)
+	q, err := Open(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	select {
+	case <-q.Bound():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queue was not bound within 5 s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		q.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return q
+}
+
+func TestVerdicts(t *testing.T) {
+	l := nslab.New(t)
+	echoServer(t, l)
+	steer(t, l)
+
+	// Nobody listens: --queue-bypass lets traffic through (fail-open).
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("with no queue reader, the connection failed (%q, %v); --queue-bypass should accept", got, err)
+	}
+
+	var mu sync.Mutex
+	var drop bool
+	var seen, synToServer atomic.Int64
+	q := openQueue(t, l, Config{FailOpen: true}, func(pkt []byte) Verdict {
+		var p packet.Parsed
+		seen.Add(1)
+		if p.Decode(pkt) == packet.OK && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.FlagSYN != 0 &&
+			p.TCPFlags&packet.FlagACK == 0 && netip.AddrPortFrom(p.Dst, p.DstPort) == serverTCP && p.Src == nslab.ClientAddr {
+			synToServer.Add(1)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if drop {
+			return Drop
+		}
+		return Accept
+	})
+
+	// Accept: the connection works and its packets went through the handler.
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("with verdict Accept, the connection failed (%q, %v)", got, err)
+	}
+	if synToServer.Load() == 0 {
+		t.Fatalf("the handler never saw the client's SYN (saw %d packets): traffic did not go through the queue", seen.Load())
+	}
+	st := q.Stats()
+	if st.Packets == 0 || st.Accepted != st.Packets || st.Dropped != 0 {
+		t.Fatalf("after Accept: %+v", st)
+	}
+
+	// Drop: the SYN never arrives.
+	mu.Lock()
+	drop = true
+	mu.Unlock()
+	_, err := exchange(l, time.Second)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("with verdict Drop, dial returned %v; want a timeout", err)
+	}
+	if q.Stats().Dropped == 0 {
+		t.Fatalf("no drop counted: %+v", q.Stats())
+	}
+
+	// Close: the queue is unbound and the bypass takes over again.
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("after Close, the connection failed (%q, %v); --queue-bypass should accept", got, err)
+	}
+}
+
+// TestFailOpenWhenFull holds the first packet in the handler while more
+// arrive: with a queue of length 1 and FailOpen the kernel accepts the
+// overflow instead of dropping it. Without FailOpen (the control) nothing
+// gets through.
+func TestFailOpenWhenFull(t *testing.T) {
+	for _, failOpen := range []bool{true, false} {
+		t.Run(fmt.Sprintf("FailOpen=%v", failOpen), func(t *testing.T) {
+			got, held := overflow(t, failOpen)
+			if held == 0 {
+				t.Fatal("the handler never held a packet: traffic did not go through the queue")
+			}
+			if failOpen && got == 0 {
+				t.Fatal("while the engine held a packet and the queue was full, nothing got through: fail-open did not work")
+			}
+			if !failOpen && got != 0 {
+				t.Fatalf("%d datagrams got past a full queue without FailOpen; the test cannot tell fail-open from bypass", got)
+			}
+		})
+	}
+}
+
+// overflow sends datagrams while the handler holds the first one and
+// returns how many reached the server.
+func overflow(t *testing.T, failOpen bool) (got int, held int64) {
+	l := nslab.New(t)
+	steer(t, l)
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(nslab.ServerAddr, 5353))
+	var srv *net.UDPConn
+	err := nslab.Do(l.Server, func() (err error) {
+		srv, err = net.ListenUDP("udp4", dst)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	release := make(chan struct{})
+	var once sync.Once
+	var holding atomic.Int64
+	openQueue(t, l, Config{FailOpen: failOpen, MaxQueueLen: 1}, func([]byte) Verdict {
+		holding.Add(1)
+		<-release // hold the packet until the test lets go
+		return Drop
+	})
+	defer once.Do(func() { close(release) })
+
+	var cli *net.UDPConn
+	err = nslab.Do(l.Client, func() (err error) {
+		cli, err = net.DialUDP("udp4", nil, dst)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	buf := make([]byte, 16)
+	for i := 0; i < 10 && got == 0; i++ {
+		cli.Write([]byte("x"))
+		srv.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := srv.Read(buf); err == nil {
+			got++
+		}
+	}
+	held = holding.Load()
+	once.Do(func() { close(release) })
+	return got, held
+}
