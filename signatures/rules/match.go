@@ -5,32 +5,32 @@ import (
 	"net/netip"
 )
 
-// Match appends to out[:0] the rules that match in, in load order of their
-// buffer groups, and returns it. It does not allocate when out has room.
+// Match appends to out[:0] the rules that match in and returns it: first
+// the rules without a positive content, then per present buffer (in Buffer
+// order) the rules whose prefilter inspects it, each in load order. A rule
+// appears at most once. Match does not allocate when out has room.
 func (s *Set) Match(in *Input, out []*Rule) []*Rule {
 	out = out[:0]
 	if s == nil {
 		return out
 	}
-	for b := Buffer(0); b < NumBuffers; b++ {
-		data := in.Buf[b]
-		if data == nil {
-			continue
+	for _, r := range s.always {
+		if r.quick(in) && r.full(in) {
+			out = append(out, r)
 		}
-		for _, r := range s.byBuf[b] {
-			if r.pre != nil && find(data, r.pre.pat, r.pre.nocase, 0, len(data)) < 0 {
-				continue
-			}
-			if r.match(in) {
-				out = append(out, r)
-			}
+	}
+	for b := Buffer(0); b < NumBuffers; b++ {
+		if data := in.Buf[b]; data != nil && len(s.byBuf[b].rules) > 0 {
+			out = s.byBuf[b].match(in, data, out)
 		}
 	}
 	return out
 }
 
-func (r *Rule) match(in *Input) bool {
-	if r.ipProto != 0 && r.ipProto != in.Proto {
+// quick checks what costs a comparison or two: protocol, application and
+// flow state. It runs before the prefilter search.
+func (r *Rule) quick(in *Input) bool {
+	if r.ipProto != 0 && r.ipProto != in.Proto && !(r.ipProto == 1 && in.Proto == 58) {
 		return false
 	}
 	if r.app != "" && r.app != in.App {
@@ -42,11 +42,17 @@ func (r *Rule) match(in *Input) bool {
 	if r.flowEstablished && !in.Established {
 		return false
 	}
+	return true
+}
+
+// full checks addresses, ports and every content chain.
+func (r *Rule) full(in *Input) bool {
 	if !r.header(in.Src, in.SrcPort, in.Dst, in.DstPort) &&
 		!(r.bidir && r.header(in.Dst, in.DstPort, in.Src, in.SrcPort)) {
 		return false
 	}
-	// Each buffer's contents form one chain; every chain must match.
+	// The contents of one buffer form a chain (grouped at load); every
+	// chain must match.
 	for i := 0; i < len(r.contents); {
 		j := i + 1
 		for j < len(r.contents) && r.contents[j].buf == r.contents[i].buf {

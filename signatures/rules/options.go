@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -43,10 +45,16 @@ func init() {
 		"gid":       func(p *ruleParser, v string) error { return intOpt(&p.r.GID, v) },
 		"priority":  func(p *ruleParser, v string) error { return intOpt(&p.r.Priority, v) },
 		"classtype": classtypeOpt,
-		"reference": func(*ruleParser, string) error { return nil },
-		"metadata":  metadataOpt,
-		"target":    func(*ruleParser, string) error { return nil },
-		"content":   func(p *ruleParser, v string) error { return contentOpt(p, v, p.sticky) },
+		"reference": func(p *ruleParser, v string) error {
+			if v == "" {
+				return fmt.Errorf("empty reference")
+			}
+			p.r.Refs = append(p.r.Refs, v)
+			return nil
+		},
+		"metadata": metadataOpt,
+		"target":   func(*ruleParser, string) error { return nil },
+		"content":  func(p *ruleParser, v string) error { return contentOpt(p, v, p.sticky) },
 		"uricontent": func(p *ruleParser, v string) error {
 			return contentOpt(p, v, BufHTTPURI)
 		},
@@ -63,8 +71,8 @@ func init() {
 		"http.header": BufHTTPHeader, "http.header.raw": BufHTTPRawHeader, "http.cookie": BufHTTPCookie,
 		"http.user_agent": BufHTTPUserAgent, "http.host": BufHTTPHost, "http.request_body": BufHTTPRequestBody,
 		"http.response_body": BufHTTPResponseBody, "http.stat_code": BufHTTPStatCode, "http.stat_msg": BufHTTPStatMsg,
-		"file.data": BufHTTPResponseBody, "file_data": BufHTTPResponseBody, "dns.query": BufDNSQuery, "tls.sni": BufTLSSNI,
-		"http_request_line": BufHTTPRawURI,
+		"file.data": BufHTTPResponseBody, "file_data": BufHTTPResponseBody, "dns.query": BufDNSQuery,
+		"tls.sni": BufTLSSNI, "tls_sni": BufTLSSNI,
 	}
 	for name, b := range sticky {
 		b := b
@@ -89,12 +97,7 @@ func init() {
 			if err := needContent(p, name); err != nil {
 				return err
 			}
-			c := &p.r.contents[len(p.r.contents)-1]
-			c.buf = b
-			if b == BufHTTPHost && name == "http_host" {
-				c.nocase = true
-				c.pat = []byte(strings.ToLower(string(c.pat)))
-			}
+			p.r.contents[len(p.r.contents)-1].buf = b
 			return nil
 		}
 	}
@@ -171,19 +174,26 @@ func modOpt(p *ruleParser, kw, v string) error {
 		return fmt.Errorf("%s: %q is not a number (byte_extract variables are not supported yet)", kw, v)
 	}
 	c := &p.r.contents[len(p.r.contents)-1]
+	absolute := kw == "depth" || kw == "offset"
+	if absolute && c.relative || !absolute && (c.depth > 0 || c.offset != 0) {
+		return fmt.Errorf("%s cannot be combined with %s on one content", kw, map[bool]string{true: "distance/within", false: "depth/offset"}[absolute])
+	}
 	switch kw {
 	case "depth":
-		if n <= 0 {
-			return fmt.Errorf("depth must be positive")
+		if n < len(c.pat) {
+			return fmt.Errorf("depth %d is shorter than the content (%d bytes)", n, len(c.pat))
 		}
 		c.depth = n
 	case "offset":
+		if n < 0 {
+			return fmt.Errorf("offset must not be negative")
+		}
 		c.offset = n
 	case "distance":
 		c.distance, c.relative = n, true
 	case "within":
-		if n <= 0 {
-			return fmt.Errorf("within must be positive")
+		if n < len(c.pat) {
+			return fmt.Errorf("within %d is shorter than the content (%d bytes)", n, len(c.pat))
 		}
 		c.within, c.relative = n, true
 	}
@@ -379,10 +389,18 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 	if r.Priority == 0 {
 		r.Priority = 3
 	}
+	// Suricata keeps one content list per buffer: a relative content is
+	// relative to the previous content on the same buffer, or to the
+	// buffer's start when it is the first. Grouping the contents by buffer
+	// (stable, so each list keeps its order) makes every list one chain.
+	sort.SliceStable(r.contents, func(i, j int) bool { return r.contents[i].buf < r.contents[j].buf })
 	for i := range r.contents {
 		c := &r.contents[i]
-		if c.relative && i > 0 && r.contents[i-1].buf != c.buf {
-			return nil, fmt.Errorf("relative content %q follows a content in another buffer", c.pat)
+		if c.buf == BufHTTPHost && !c.nocase {
+			// The engine passes the Host header as sent; Suricata
+			// lowercases this buffer, so a host content is caseless.
+			c.nocase = true
+			c.pat = bytes.ToLower(c.pat)
 		}
 		if c.buf != BufPayload && r.app == "" {
 			// A buffer implies its protocol.

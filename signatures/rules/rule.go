@@ -69,14 +69,15 @@ type Rule struct {
 	Rev       int
 	Msg       string
 	Classtype string
-	Category  string // the classtype's description
-	Priority  int    // 1 (high) .. 4
-	Metadata  map[string][]string
+	Category  string              // the classtype's description
+	Priority  int                 // 1 (high) .. 4
+	Metadata  map[string][]string // "signature_severity" -> ["Major"], ...
+	Refs      []string            // reference values, e.g. "cve,2021-44228"
 	File      string
 	Line      int
 	Raw       string
 
-	ipProto  uint8 // 0: any
+	ipProto  uint8 // 0: any; 1 (icmp) also matches 58
 	app      string
 	src, dst addrSet
 	sp, dp   portSet
@@ -163,15 +164,20 @@ func parseClassification(s string) map[string]class {
 	return m
 }
 
-// Stars rates the rule's alerts:
+// Stars rates the rule's alerts (★★★ = act now):
 //
-//	★★★  classtype trojan-activity, command-and-control, successful-admin,
-//	     successful-user, exploit-kit, or metadata signature_severity Critical
-//	★★   signature_severity Major, or priority 1
+//	★★★  classtype trojan-activity, command-and-control, malware-cnc,
+//	     domain-c2, successful-admin, successful-user, exploit-kit;
+//	     or metadata signature_severity Critical
+//	★★   metadata signature_severity Major, or priority 1
 //	★    everything else
+//
+// The priority is the rule's "priority" option, else its classtype's
+// default from classification.config, else 3.
 func (r *Rule) Stars() int {
 	switch r.Classtype {
-	case "trojan-activity", "command-and-control", "successful-admin", "successful-user", "exploit-kit", "domain-c2":
+	case "trojan-activity", "command-and-control", "malware-cnc", "domain-c2",
+		"successful-admin", "successful-user", "exploit-kit":
 		return 3
 	}
 	for _, v := range r.Metadata["signature_severity"] {
@@ -193,8 +199,9 @@ func (r *Rule) Stars() int {
 // Set is a loaded rule set, indexed for matching. It is read-only after
 // Parse and safe for concurrent Match calls.
 type Set struct {
-	rules []*Rule
-	byBuf [NumBuffers][]*Rule
+	rules  []*Rule
+	byBuf  [NumBuffers]bucket // rules by the buffer of their prefilter content
+	always []*Rule            // rules with no positive content: checked on every Match
 }
 
 // Len returns the number of rules.
@@ -210,11 +217,11 @@ func (s *Set) Rules() []*Rule { return s.rules }
 
 func (s *Set) add(r *Rule) {
 	s.rules = append(s.rules, r)
-	b := BufPayload
-	if r.pre != nil {
-		b = r.pre.buf
+	if r.pre == nil {
+		s.always = append(s.always, r)
+		return
 	}
-	s.byBuf[b] = append(s.byBuf[b], r)
+	s.byBuf[r.pre.buf].add(r)
 }
 
 // Merge returns a set with the rules of all sets.
@@ -251,6 +258,7 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 	}
 	s := &Set{}
 	var errs []LoadError
+	sids := make(map[[2]int]int) // gid, sid -> line
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	lineNo, start := 0, 0
@@ -277,6 +285,12 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 			errs = append(errs, LoadError{File: file, Line: start, Reason: err.Error()})
 			continue
 		}
+		if first, dup := sids[[2]int{rule.GID, rule.SID}]; dup {
+			errs = append(errs, LoadError{File: file, Line: start,
+				Reason: fmt.Sprintf("duplicate sid %d (first at line %d); remove or renumber one", rule.SID, first)})
+			continue
+		}
+		sids[[2]int{rule.GID, rule.SID}] = start
 		rule.File, rule.Line = file, start
 		s.add(rule)
 	}
