@@ -7,7 +7,23 @@
 // it is valid only as long as the caller's buffer is.
 //
 // The packet path returns a Result, not an error: malformed input is a
-// counted outcome, not a failure.
+// counted outcome, not a failure. Malformed packets may allocate inside
+// gopacket's error path; the common impossibilities (bad version, header
+// or total length) are caught before it, without allocating.
+//
+// Decisions:
+//   - Protocols other than TCP, UDP, ICMP and ICMPv6 (GRE, ESP, SCTP, ...)
+//     decode OK with only the IP fields set: ports 0, no payload.
+//   - Fragments (IPv4 MF or offset, IPv6 fragment header other than an
+//     atomic one) decode OK with Fragment set and only the IP fields: the
+//     transport header of a first fragment is not read, so every fragment
+//     of a datagram looks alike until a reassembler exists.
+//   - IPv6 extension headers (hop-by-hop, routing, destination options,
+//     fragment, AH) are skipped, at most 8 of them; Proto is the protocol
+//     after them.
+//   - Bytes after the IPv4 total length or IPv6 payload length (link
+//     padding) are not part of Payload; fewer bytes than those lengths say
+//     is Truncated.
 package packet
 
 import (
@@ -42,8 +58,8 @@ type Result uint8
 const (
 	OK          Result = iota // decoded; for protocols other than TCP/UDP/ICMP only the IP header is filled
 	Truncated                 // shorter than its headers say
-	Malformed                 // a header field is impossible (version, header length, data offset)
-	Unsupported               // not IPv4 or IPv6
+	Malformed                 // a header field is impossible (header or total length, TCP data offset, ...)
+	Unsupported               // IP version neither 4 nor 6
 )
 
 func (r Result) String() string {
@@ -91,7 +107,13 @@ type decoder struct {
 	icmp6   layers.ICMPv6
 	payload gopacket.Payload
 	decoded []gopacket.LayerType
+	trunc   truncFlag
 }
+
+// truncFlag is a gopacket.DecodeFeedback for layers decoded by hand.
+type truncFlag bool
+
+func (t *truncFlag) SetTruncated() { *t = true }
 
 func newDecoder() *decoder {
 	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8)}
@@ -121,16 +143,29 @@ func (p *Parsed) Decode(b []byte) Result {
 			return Truncated
 		}
 		ihl := int(b[0]&0x0f) * 4
-		if ihl < 20 {
+		total := int(b[2])<<8 | int(b[3])
+		if ihl < 20 || total != 0 && total < ihl {
 			return Malformed
 		}
-		if len(b) < ihl || len(b) < int(b[2])<<8|int(b[3]) {
+		if len(b) < ihl || len(b) < total {
 			return Truncated
 		}
 		parser = d.v4
 	case 6:
 		if len(b) < 40 {
 			return Truncated
+		}
+		plen := int(b[4])<<8 | int(b[5])
+		if len(b) < 40+plen {
+			return Truncated
+		}
+		if isIPv6Ext(b[6]) {
+			// gopacket v1.1.19 miscounts the payload after a hop-by-hop
+			// header and cannot decode the others: walk them here.
+			p.Version, p.Proto, p.TTL = 6, b[6], b[7]
+			p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+			p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+			return p.decodeIPv6Ext(b[40 : 40+plen])
 		}
 		parser = d.v6
 	default:
@@ -182,24 +217,15 @@ func (p *Parsed) Decode(b []byte) Result {
 			p.Payload = d.icmp6.Payload
 		}
 	}
-	if p.Version == 6 && isIPv6Ext(p.Proto) {
-		return p.decodeIPv6Ext(d.ip6.Payload)
+	if p.Fragment {
+		// gopacket stops at the IPv4 header of any fragment.
+		return OK
+	}
+	if parser.Truncated {
+		return Truncated
 	}
 	if err != nil {
-		if p.Fragment {
-			return OK
-		}
-		if parser.Truncated {
-			return Truncated
-		}
 		return Malformed
-	}
-	if p.Fragment {
-		// A non-first fragment carries no transport header.
-		if d.ip4.FragOffset != 0 {
-			p.SrcPort, p.DstPort, p.TCPFlags, p.Payload = 0, 0, 0, nil
-		}
-		return OK
 	}
 	last := d.decoded[len(d.decoded)-1]
 	switch p.Proto {
@@ -240,29 +266,36 @@ func tcpFlags(t *layers.TCP) uint8 {
 
 func isIPv6Ext(proto uint8) bool {
 	switch proto {
-	case 0, 43, 44, 60: // hop-by-hop, routing, fragment, destination options
+	case 0, 43, 44, 51, 60: // hop-by-hop, routing, fragment, AH, destination options
 		return true
 	}
 	return false
 }
 
-// decodeIPv6Ext walks IPv6 extension headers (gopacket's are not
-// DecodingLayers) and decodes the transport header after them.
+// decodeIPv6Ext walks IPv6 extension headers from b (the IPv6 payload,
+// p.Proto its first header) and decodes the transport header after them.
 func (p *Parsed) decodeIPv6Ext(b []byte) Result {
 	d := p.d
 	for hops := 0; isIPv6Ext(p.Proto); hops++ {
-		if len(b) < 8 || hops > 8 {
+		if hops >= 8 {
+			return Malformed
+		}
+		if len(b) < 8 {
 			return Truncated
 		}
 		next := b[0]
 		n := (int(b[1]) + 1) * 8
-		if p.Proto == 44 {
-			p.Fragment = true
+		switch p.Proto {
+		case 44:
 			n = 8
-			if b[2] != 0 || b[3]&0xf8 != 0 { // non-first fragment: no transport header
+			if b[2] != 0 || b[3]&0xf9 != 0 { // offset or M set: a real fragment
+				p.Fragment = true
 				p.Proto = next
 				return OK
 			}
+			// An atomic fragment (RFC 6946) is a whole packet.
+		case 51:
+			n = (int(b[1]) + 2) * 4
 		}
 		if len(b) < n {
 			return Truncated
@@ -270,9 +303,10 @@ func (p *Parsed) decodeIPv6Ext(b []byte) Result {
 		p.Proto, b = next, b[n:]
 	}
 	var err error
+	d.trunc = false
 	switch p.Proto {
 	case ProtoTCP:
-		if err = d.tcp.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err == nil {
+		if err = d.tcp.DecodeFromBytes(b, &d.trunc); err == nil {
 			t := &d.tcp
 			p.SrcPort, p.DstPort = uint16(t.SrcPort), uint16(t.DstPort)
 			p.Seq, p.Ack, p.Window = t.Seq, t.Ack, t.Window
@@ -280,17 +314,20 @@ func (p *Parsed) decodeIPv6Ext(b []byte) Result {
 			p.Payload = t.Payload
 		}
 	case ProtoUDP:
-		if err = d.udp.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err == nil {
+		if err = d.udp.DecodeFromBytes(b, &d.trunc); err == nil {
 			p.SrcPort, p.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
 			p.Payload = d.udp.Payload
 		}
 	case ProtoICMPv6:
-		if err = d.icmp6.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err == nil {
+		if err = d.icmp6.DecodeFromBytes(b, &d.trunc); err == nil {
 			p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
 			p.Payload = d.icmp6.Payload
 		}
 	}
-	if err != nil {
+	switch {
+	case bool(d.trunc):
+		return Truncated
+	case err != nil:
 		return Malformed
 	}
 	return OK
