@@ -4,9 +4,11 @@
 //
 // Lookups do not allocate: LookupDomain lowercases into a stack buffer and
 // walks the name's parent domains (a listed domain lists every subdomain),
-// costing one map probe per label; LookupIP is one map probe plus a scan of
-// the (few) listed networks. A Set is read-only after it is built and safe
-// for concurrent lookups.
+// costing one map probe per label; LookupIP is one map probe for the address
+// plus one per distinct listed prefix length of its family (networks are
+// kept in one map per prefix length, longest first, so the most specific
+// listed network answers). A Set is read-only after it is built and safe
+// for concurrent lookups; building (Parse, Add, Merge) is not concurrent.
 //
 // Feeds are parsed leniently: a line that is not an indicator is counted in
 // Stats, never fatal.
@@ -22,6 +24,9 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 )
 
@@ -44,12 +49,15 @@ type Stats struct {
 type Set struct {
 	domains map[string]*Indicator
 	ips     map[netip.Addr]*Indicator
-	cidrs   []cidr
+	nets4   []netsOfLen // sorted by bits, longest first
+	nets6   []netsOfLen
+	nnets   int
 }
 
-type cidr struct {
-	p   netip.Prefix
-	ind *Indicator
+// netsOfLen holds the listed networks of one family and prefix length.
+type netsOfLen struct {
+	bits int
+	m    map[netip.Prefix]*Indicator
 }
 
 // NewSet returns an empty set.
@@ -62,7 +70,25 @@ func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.domains) + len(s.ips) + len(s.cidrs)
+	return len(s.domains) + len(s.ips) + s.nnets
+}
+
+// addNet lists p (masked) unless it is listed already.
+func (s *Set) addNet(p netip.Prefix, ind *Indicator) bool {
+	tab := &s.nets4
+	if p.Addr().Is6() {
+		tab = &s.nets6
+	}
+	i := sort.Search(len(*tab), func(i int) bool { return (*tab)[i].bits <= p.Bits() })
+	if i == len(*tab) || (*tab)[i].bits != p.Bits() {
+		*tab = slices.Insert(*tab, i, netsOfLen{bits: p.Bits(), m: make(map[netip.Prefix]*Indicator)})
+	}
+	if _, dup := (*tab)[i].m[p]; dup {
+		return false
+	}
+	(*tab)[i].m[p] = ind
+	s.nnets++
+	return true
 }
 
 // Parse reads a plain list: one indicator per line, optionally followed by
@@ -107,25 +133,31 @@ func (s *Set) read(r io.Reader, source, family string) Stats {
 
 func (s *Set) addLine(v, source, family string, st *Stats) {
 	v = strings.ToLower(strings.TrimSpace(v))
-	if strings.Contains(v, "://") || strings.Contains(v, "/") && !isCIDR(v) {
-		st.Skipped++ // URLs: matched by the C&C issue
-		return
-	}
-	if p, err := netip.ParsePrefix(v); err == nil {
-		s.cidrs = append(s.cidrs, cidr{p.Masked(), &Indicator{Value: p.Masked().String(), Kind: "cidr", Source: source, Family: family}})
-		st.CIDRs++
-		return
-	}
 	host := v
 	if ap, err := netip.ParseAddrPort(v); err == nil {
 		host = ap.Addr().String() // the port is kept by the C&C issue; any port matches today
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		ip = ip.Unmap()
+		ip = ip.Unmap().WithZone("")
 		if _, dup := s.ips[ip]; !dup {
 			s.ips[ip] = &Indicator{Value: ip.String(), Kind: "ip", Source: source, Family: family}
 			st.IPs++
 		}
+		return
+	}
+	if p, err := netip.ParsePrefix(v); err == nil {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked()
+		if !p.IsValid() || p.Bits() == 0 {
+			st.Bad++ // 0.0.0.0/0 would list the whole internet
+			return
+		}
+		if s.addNet(p, &Indicator{Value: p.String(), Kind: "cidr", Source: source, Family: family}) {
+			st.CIDRs++
+		}
+		return
+	}
+	if strings.Contains(v, "/") {
+		st.Skipped++ // URLs and domain/path trails: matched by the C&C issue
 		return
 	}
 	d := strings.TrimSuffix(v, ".")
@@ -139,18 +171,29 @@ func (s *Set) addLine(v, source, family string, st *Stats) {
 	}
 }
 
-func isCIDR(v string) bool {
-	_, err := netip.ParsePrefix(v)
-	return err == nil
+// unmapBits is what a prefix length loses when an IPv4-mapped IPv6 prefix
+// becomes IPv4.
+func unmapBits(a netip.Addr) int {
+	if a.Is4In6() {
+		return 96
+	}
+	return 0
 }
 
+// validDomain accepts lowercase names of two or more labels, each 1..63
+// letters, digits, '-' or '_'.
 func validDomain(d string) bool {
-	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
+	if len(d) > 253 || !strings.Contains(d, ".") {
 		return false
 	}
-	for _, c := range d {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+	for label := range strings.SplitSeq(d, ".") {
+		if len(label) == 0 || len(label) > 63 {
 			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
 		}
 	}
 	return true
@@ -193,13 +236,21 @@ func (s *Set) LookupIP(ip netip.Addr) (*Indicator, bool) {
 	if s == nil {
 		return nil, false
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("")
 	if ind, ok := s.ips[ip]; ok {
 		return ind, true
 	}
-	for i := range s.cidrs {
-		if s.cidrs[i].p.Contains(ip) {
-			return s.cidrs[i].ind, true
+	tab := s.nets4
+	if ip.Is6() {
+		tab = s.nets6
+	}
+	for i := range tab {
+		p, err := ip.Prefix(tab[i].bits)
+		if err != nil {
+			continue
+		}
+		if ind, ok := tab[i].m[p]; ok {
+			return ind, true
 		}
 	}
 	return nil, false
@@ -223,53 +274,97 @@ func Merge(sets ...*Set) *Set {
 				out.ips[k] = v
 			}
 		}
-		out.cidrs = append(out.cidrs, s.cidrs...)
+		for _, tab := range [][]netsOfLen{s.nets4, s.nets6} {
+			for _, n := range tab {
+				for p, ind := range n.m {
+					out.addNet(p, ind)
+				}
+			}
+		}
 	}
 	return out
 }
 
-// ParseFile reads a plain list, or a maltrail trails tarball (*.tar.gz).
+// ParseFile reads a plain list, or maltrail trails (a *.tar.gz or a
+// directory, see ParseMaltrail). The error is for a file that cannot be
+// read; bad lines are counted in Stats.
 func ParseFile(p string) (*Set, Stats, error) {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() || strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
+		return ParseMaltrail(p)
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("intel: %w", err)
 	}
 	defer f.Close()
-	if strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
-		return parseMaltrail(f, path.Base(p))
-	}
 	s, st := Parse(f, path.Base(p))
 	return s, st, nil
 }
 
-// parseMaltrail reads maltrail's static trails: one file per family under
-// trails/static/{malware,malicious,suspicious}/.
-func parseMaltrail(r io.Reader, source string) (*Set, Stats, error) {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, Stats{}, fmt.Errorf("intel: %s is not gzip: %w", source, err)
-	}
-	tr := tar.NewReader(gz)
+// ParseMaltrail reads maltrail's static trails (MIT licence,
+// https://github.com/stamparm/maltrail) from a tarball of the repository
+// or a checkout directory: every trails/static/<category>/<family>.txt
+// holds one indicator per line with '#' comments; the file name is the
+// family and "maltrail/<category>" the source. URLs and domain/path trails
+// are counted as Skipped (the C&C issue matches them).
+func ParseMaltrail(p string) (*Set, Stats, error) {
 	s := NewSet()
 	var total Stats
+	add := func(name string, r io.Reader) {
+		family := strings.TrimSuffix(path.Base(name), ".txt")
+		st := s.read(r, "maltrail/"+path.Base(path.Dir(name)), family)
+		total.Domains += st.Domains
+		total.IPs += st.IPs
+		total.CIDRs += st.CIDRs
+		total.Skipped += st.Skipped
+		total.Bad += st.Bad
+	}
+	isTrail := func(name string) bool {
+		return strings.HasSuffix(name, ".txt") && strings.Contains(name, "/static/")
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, Stats{}, fmt.Errorf("intel: maltrail trails: %w", err)
+	}
+	if fi.IsDir() {
+		err := filepath.WalkDir(p, func(fp string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !isTrail(filepath.ToSlash(fp)) {
+				return err
+			}
+			f, err := os.Open(fp)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			add(filepath.ToSlash(fp), f)
+			return nil
+		})
+		if err != nil {
+			return nil, total, fmt.Errorf("intel: maltrail trails in %s: %w", p, err)
+		}
+		return s, total, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, Stats{}, fmt.Errorf("intel: %w", err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, Stats{}, fmt.Errorf("intel: %s is not a gzip tarball: %w", p, err)
+	}
+	tr := tar.NewReader(gz)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, total, fmt.Errorf("intel: %s: %w", source, err)
+			return nil, total, fmt.Errorf("intel: %s: %w (the tarball is damaged; download it again)", p, err)
 		}
-		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".txt") || !strings.Contains(h.Name, "/static/") {
-			continue
+		if h.Typeflag == tar.TypeReg && isTrail(h.Name) {
+			add(h.Name, tr)
 		}
-		family := strings.TrimSuffix(path.Base(h.Name), ".txt")
-		st := s.read(tr, "maltrail/"+path.Base(path.Dir(h.Name)), family)
-		total.Domains += st.Domains
-		total.IPs += st.IPs
-		total.CIDRs += st.CIDRs
-		total.Skipped += st.Skipped
-		total.Bad += st.Bad
 	}
 	return s, total, nil
 }
