@@ -1,11 +1,30 @@
 // Package flow tracks bidirectional flows (5-tuples) for the engine.
 //
 // A Table maps a direction-independent Key to a Flow. Flows are pooled and
-// kept on an LRU list ordered by last activity, so finding a flow, touching
-// it and evicting the least recently used one are O(1). Lookup of an
-// existing flow does not allocate. The table holds at most Config.Max
-// flows: when full, the least recently used flow is evicted (counted) to
-// make room, so traffic can never grow the table without bound.
+// kept on one LRU list per timeout class (TCP established, other TCP
+// states, UDP, other protocols), so finding a flow, touching it, expiring
+// idle ones and evicting are all O(1) per flow. Lookup of an existing flow
+// does not allocate.
+//
+// Policies:
+//   - The client is the sender of the first packet seen, except that a
+//     SYN-ACK seen first names its receiver the client.
+//   - Idle timeouts (defaults): TCP established 10 min; TCP half-open,
+//     closing or closed 30 s; UDP 60 s; ICMP and others 30 s.
+//   - The table holds at most Config.Max flows. When it is full the flow
+//     closest to its idle timeout is evicted (counted in Stats.Evicted).
+//     Within a class that is the least recently active flow; across
+//     classes it spares established TCP connections that were idle a few
+//     seconds in favour of half-open or UDP flows, so a SYN or UDP flood
+//     cannot push the office's live connections out.
+//   - A pure SYN on a closed TCP flow (port reuse) ends the old flow and
+//     starts a new one (Stats.Reopened).
+//   - Flow.ID comes from a counter: nonzero and unique for the table's
+//     life (EVE's flow_id).
+//
+// Every flow that ends (expired, evicted, reopened, flushed) is passed to
+// the caller's function before its Flow is reused, so the engine can
+// release Flow.Ext.
 //
 // A Table is not safe for concurrent use: the engine owns one per worker.
 package flow
@@ -56,8 +75,20 @@ type Flow struct {
 	fin            [2]bool
 	Ext            any
 
+	class      uint8 // timeout class, the LRU list the flow is on
 	prev, next *Flow // LRU list, most recent at the head
 }
+
+// Timeout classes, one LRU list each.
+const (
+	classTCPEstablished = iota
+	classTCPOther
+	classUDP
+	classOther
+	numClasses
+)
+
+type lru struct{ head, tail *Flow }
 
 // Dir returns 0 when p goes from client to server, 1 otherwise.
 func (f *Flow) Dir(p *packet.Parsed) int {
@@ -88,18 +119,18 @@ type Config struct {
 
 // Stats counts table events.
 type Stats struct {
-	Created, Expired, Evicted uint64
+	Created, Expired, Evicted, Reopened uint64
 }
 
 // Table is the flow table.
 type Table struct {
-	cfg    Config
-	m      map[Key]*Flow
-	head   *Flow // most recently active
-	tail   *Flow // least recently active
-	free   []*Flow
-	nextID uint64
-	stats  Stats
+	cfg     Config
+	m       map[Key]*Flow
+	lists   [numClasses]lru
+	timeout [numClasses]time.Duration
+	free    []*Flow
+	nextID  uint64
+	stats   Stats
 }
 
 // NewTable returns an empty table.
@@ -121,7 +152,9 @@ func NewTable(cfg Config) *Table {
 	if t.Other <= 0 {
 		t.Other = d.Other
 	}
-	return &Table{cfg: cfg, m: make(map[Key]*Flow, min(cfg.Max, 4096))}
+	tb := &Table{cfg: cfg, m: make(map[Key]*Flow, min(cfg.Max, 4096))}
+	tb.timeout = [numClasses]time.Duration{t.TCPEstablished, t.TCPOther, t.UDP, t.Other}
+	return tb
 }
 
 // Len returns the number of flows.
@@ -131,17 +164,25 @@ func (t *Table) Len() int { return len(t.m) }
 func (t *Table) Stats() Stats { return t.stats }
 
 // Lookup finds or creates p's flow, accounts p to it and updates its TCP
-// state. created reports a new flow. When the table is full the least
-// recently used flow is evicted first, and evict (if not nil) is called
-// with it before it is reused.
-func (t *Table) Lookup(p *packet.Parsed, now time.Time, evict func(*Flow)) (f *Flow, created bool) {
+// state. created reports a new flow. When the table is full the flow
+// closest to its idle timeout is evicted first; a pure SYN on a closed TCP
+// flow ends it and starts a new one. In both cases end (if not nil) is
+// called with the old flow before it is reused. f is never nil.
+func (t *Table) Lookup(p *packet.Parsed, now time.Time, end func(*Flow)) (f *Flow, created bool) {
 	k := KeyOf(p)
 	f = t.m[k]
+	if f != nil && f.Proto == packet.ProtoTCP && f.State == StateClosed &&
+		p.TCPFlags&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
+		t.stats.Reopened++
+		t.remove(f, end)
+		f = nil
+	}
 	if f == nil {
-		if len(t.m) >= t.cfg.Max && t.tail != nil {
-			old := t.tail
-			t.stats.Evicted++
-			t.remove(old, evict)
+		if len(t.m) >= t.cfg.Max {
+			if old := t.victim(); old != nil {
+				t.stats.Evicted++
+				t.remove(old, end)
+			}
 		}
 		f = t.alloc()
 		t.nextID++
@@ -163,7 +204,6 @@ func (t *Table) Lookup(p *packet.Parsed, now time.Time, evict func(*Flow)) (f *F
 	} else {
 		t.unlink(f)
 	}
-	t.pushFront(f)
 	d := f.Dir(p)
 	f.Last = now
 	f.Packets[d]++
@@ -171,7 +211,39 @@ func (t *Table) Lookup(p *packet.Parsed, now time.Time, evict func(*Flow)) (f *F
 	if p.Proto == packet.ProtoTCP {
 		f.track(d, p.TCPFlags)
 	}
+	f.class = classOf(f)
+	t.pushFront(f)
 	return f, created
+}
+
+// victim returns the flow closest to its idle timeout: the oldest of
+// each class's least recently active flows, by deadline.
+func (t *Table) victim() *Flow {
+	var v *Flow
+	var vd time.Time
+	for c := range t.lists {
+		f := t.lists[c].tail
+		if f == nil {
+			continue
+		}
+		if d := f.Last.Add(t.timeout[c]); v == nil || d.Before(vd) {
+			v, vd = f, d
+		}
+	}
+	return v
+}
+
+func classOf(f *Flow) uint8 {
+	switch f.Proto {
+	case packet.ProtoTCP:
+		if f.State == StateEstablished {
+			return classTCPEstablished
+		}
+		return classTCPOther
+	case packet.ProtoUDP:
+		return classUDP
+	}
+	return classOther
 }
 
 func (f *Flow) track(d int, flags uint8) {
@@ -194,46 +266,27 @@ func (f *Flow) track(d int, flags uint8) {
 	}
 }
 
-func (t *Table) timeout(f *Flow) time.Duration {
-	switch f.Proto {
-	case packet.ProtoTCP:
-		if f.State == StateEstablished {
-			return t.cfg.Timeouts.TCPEstablished
-		}
-		return t.cfg.Timeouts.TCPOther
-	case packet.ProtoUDP:
-		return t.cfg.Timeouts.UDP
-	}
-	return t.cfg.Timeouts.Other
-}
+// Timeout returns f's current idle timeout.
+func (t *Table) Timeout(f *Flow) time.Duration { return t.timeout[f.class] }
 
-// Expire ends flows idle for longer than their timeout at now, calling fn
-// for each before it is reused. It walks from the least recently active
-// flow and stops at the first that is still live, so its cost is the
-// number of flows it ends plus a bounded look past flows with a longer
-// timeout.
+// Expire ends the flows idle for at least their timeout at now, calling fn
+// for each before it is reused. Its cost is the number of flows it ends
+// plus one look per class.
 func (t *Table) Expire(now time.Time, fn func(*Flow)) {
-	f := t.tail
-	for looked := 0; f != nil && looked < 1024; {
-		prev := f.prev
-		idle := now.Sub(f.Last)
-		if idle >= t.timeout(f) {
+	for c := range t.lists {
+		for f := t.lists[c].tail; f != nil && now.Sub(f.Last) >= t.timeout[c]; f = t.lists[c].tail {
 			t.stats.Expired++
 			t.remove(f, fn)
-		} else {
-			if idle < t.cfg.Timeouts.TCPOther && idle < t.cfg.Timeouts.UDP {
-				return // everything more recent is younger still
-			}
-			looked++
 		}
-		f = prev
 	}
 }
 
 // Flush ends every flow, calling fn for each.
 func (t *Table) Flush(fn func(*Flow)) {
-	for t.tail != nil {
-		t.remove(t.tail, fn)
+	for c := range t.lists {
+		for t.lists[c].tail != nil {
+			t.remove(t.lists[c].tail, fn)
+		}
 	}
 }
 
@@ -257,26 +310,28 @@ func (t *Table) alloc() *Flow {
 }
 
 func (t *Table) pushFront(f *Flow) {
-	f.prev, f.next = nil, t.head
-	if t.head != nil {
-		t.head.prev = f
+	l := &t.lists[f.class]
+	f.prev, f.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = f
 	}
-	t.head = f
-	if t.tail == nil {
-		t.tail = f
+	l.head = f
+	if l.tail == nil {
+		l.tail = f
 	}
 }
 
 func (t *Table) unlink(f *Flow) {
+	l := &t.lists[f.class]
 	if f.prev != nil {
 		f.prev.next = f.next
-	} else if t.head == f {
-		t.head = f.next
+	} else if l.head == f {
+		l.head = f.next
 	}
 	if f.next != nil {
 		f.next.prev = f.prev
-	} else if t.tail == f {
-		t.tail = f.prev
+	} else if l.tail == f {
+		l.tail = f.prev
 	}
 	f.prev, f.next = nil, nil
 }
