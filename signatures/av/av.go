@@ -3,13 +3,14 @@
 // SHA-256).
 //
 // Rules are compiled once in New; Scan is safe for concurrent use: it takes
-// a libyara scanner from a pool (scanners are not goroutine-safe, compiled
-// rules are). A scan is bounded by Options.Timeout. Scan costs one pass of
-// each hash plus libyara's scan of the buffer; it runs once per file, never
-// per packet.
+// a libyara scanner from a bounded pool (scanners are not goroutine-safe,
+// compiled rules are) and returns it after the scan. A scan is bounded by
+// Options.Timeout. Scan costs the digests the hash lists need (one pass
+// each) plus libyara's scan of the buffer, and allocates a little; it runs
+// once per extracted file, never per packet.
 //
-// A YARA file that does not compile is skipped and reported in
-// Scanner.LoadErrors; the others load.
+// A YARA file that does not compile, or a hash list line that is not a
+// digest, is skipped and reported in Scanner.LoadErrors; the rest loads.
 package av
 
 import (
@@ -20,9 +21,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,13 +34,21 @@ import (
 	"github.com/hillu/go-yara/v4"
 )
 
-// ErrNoRules is returned by New when no rule and no hash was given.
-var ErrNoRules = errors.New("av: no YARA rules and no hashes to scan with")
+// Errors.
+var (
+	// ErrNoRules is returned by New when no YARA rule and no hash loaded.
+	ErrNoRules = errors.New("av: no YARA rules and no hashes to scan with")
+	// ErrTimeout is wrapped by Scan when libyara gave up after
+	// Options.Timeout; the file was not fully scanned.
+	ErrTimeout = errors.New("av: scan timed out")
+	// ErrClosed is returned by Scan after Close.
+	ErrClosed = errors.New("av: scanner closed")
+)
 
 // Result is a scan's verdict.
 type Result struct {
 	Malicious bool
-	Threat    string // the rule's "threat" meta, the rule name, or the hash list's name
+	Threat    string // the YARA rule's "threat" meta, else the rule name; or the hash list's name
 	Engine    string // "yara" or "hash"
 }
 
@@ -45,34 +57,55 @@ type Options struct {
 	YaraSources map[string][]byte // name -> rule source
 	YaraDirs    []string          // every *.yar / *.yara below each dir
 	HashFiles   []string          // .hdb (md5:size:name), .hsb (sha256:size:name), or plain hex lists
-	Timeout     time.Duration     // per scan; default 10s
+	// Timeout bounds one scan; default 10s. libyara counts whole seconds,
+	// so it is rounded up to at least 1s.
+	Timeout time.Duration
 }
 
-// LoadError names a rule file that was skipped.
+// LoadError names a rule file or hash list line that was skipped.
 type LoadError struct {
 	File   string
+	Line   int // 0 for a whole YARA file
 	Reason string
 }
 
-func (e LoadError) Error() string { return e.File + ": " + e.Reason }
+func (e LoadError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
+	}
+	return e.File + ": " + e.Reason
+}
+
+// hashEntry is one listed digest.
+type hashEntry struct {
+	size   int64 // -1: any size
+	threat string
+}
 
 // Scanner scans buffers.
 type Scanner struct {
-	rules      *yara.Rules
-	pool       sync.Pool
-	timeout    time.Duration
-	hashes     map[string]string // lowercase hex digest -> threat name
+	mu      sync.RWMutex // Scan holds it shared, Close exclusive
+	closed  bool
+	rules   *yara.Rules
+	idle    chan *yara.Scanner // pooled scanners
+	timeout time.Duration
+
+	hashes  map[string]hashEntry // lowercase hex digest -> entry
+	digests [3]bool              // md5, sha1, sha256 listed at all
+
 	RuleCount  int
 	HashCount  int
 	LoadErrors []LoadError
 }
 
-// New compiles the rules and reads the hash lists.
+// New compiles the rules and reads the hash lists. The error is for a
+// directory or hash list that cannot be read, or nothing to scan with.
 func New(opts Options) (*Scanner, error) {
-	s := &Scanner{timeout: opts.Timeout, hashes: make(map[string]string)}
+	s := &Scanner{timeout: opts.Timeout, hashes: make(map[string]hashEntry)}
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
 	}
+	s.timeout = max(time.Second, s.timeout.Round(time.Second))
 	comp, err := yara.NewCompiler()
 	if err != nil {
 		return nil, fmt.Errorf("av: libyara compiler: %w", err)
@@ -86,11 +119,13 @@ func New(opts Options) (*Scanner, error) {
 	sort.Strings(names)
 	add := func(name string, src string) {
 		if err := check(src); err != nil {
-			s.LoadErrors = append(s.LoadErrors, LoadError{name, err.Error()})
+			s.LoadErrors = append(s.LoadErrors, LoadError{File: name, Reason: err.Error()})
 			return
 		}
-		if err := comp.AddString(src, namespace(name)); err != nil {
-			s.LoadErrors = append(s.LoadErrors, LoadError{name, err.Error()})
+		// One namespace per file: rule names only need to be unique
+		// within their file, as they are when each file is used alone.
+		if err := comp.AddString(src, name); err != nil {
+			s.LoadErrors = append(s.LoadErrors, LoadError{File: name, Reason: err.Error()})
 			return
 		}
 		sources++
@@ -114,13 +149,16 @@ func New(opts Options) (*Scanner, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("av: read YARA rules in %s: %w", dir, err)
+			return nil, fmt.Errorf("av: read YARA rules in %s: %w (check signatures.yara_dirs)", dir, err)
 		}
 	}
-	for _, f := range opts.HashFiles {
-		if err := s.loadHashes(f); err != nil {
-			return nil, err
+	for _, path := range opts.HashFiles {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("av: hash list: %w (check signatures.hash_files)", err)
 		}
+		s.LoadErrors = append(s.LoadErrors, s.readHashes(f, path)...)
+		f.Close()
 	}
 	if sources > 0 {
 		s.rules, err = comp.GetRules()
@@ -128,6 +166,7 @@ func New(opts Options) (*Scanner, error) {
 			return nil, fmt.Errorf("av: link YARA rules: %w", err)
 		}
 		s.RuleCount = len(s.rules.GetRules())
+		s.idle = make(chan *yara.Scanner, 2*runtime.GOMAXPROCS(0))
 	}
 	s.HashCount = len(s.hashes)
 	if s.rules == nil && len(s.hashes) == 0 {
@@ -157,40 +196,68 @@ func check(src string) error {
 	return nil
 }
 
-func namespace(name string) string {
-	base := filepath.Base(name)
-	return strings.TrimSuffix(strings.TrimSuffix(base, ".yara"), ".yar")
-}
-
-// loadHashes reads one hash list.
-func (s *Scanner) loadHashes(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("av: hash list: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+// readHashes adds the digests listed in r and returns the lines it
+// skipped. Formats, one entry per line, '#' comments:
+//
+//	md5:size:Threat.Name[:...]      ClamAV .hdb (size "*" = any)
+//	sha256:size:Threat.Name[:...]   ClamAV .hsb (sha1 too)
+//	digest [name]                   plain list (sha256sum output works);
+//	                                the threat is the name, else the file's
+func (s *Scanner) readHashes(r io.Reader, path string) []LoadError {
+	var errs []LoadError
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
 	base := filepath.Base(path)
-	n := 0
+	line := 0
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
 			continue
 		}
-		fields := strings.Split(line, ":")
-		digest, name := strings.ToLower(fields[0]), base
-		if len(fields) >= 3 { // ClamAV: hash:size:name
-			name = fields[2]
-		} else if sp := strings.Fields(line); len(sp) >= 2 {
-			digest, name = strings.ToLower(sp[0]), strings.Join(sp[1:], " ")
+		e := hashEntry{size: -1, threat: base}
+		var digest string
+		if fields := strings.Split(text, ":"); len(fields) >= 3 {
+			digest = fields[0]
+			if fields[1] != "*" {
+				n, err := strconv.ParseInt(fields[1], 10, 64)
+				if err != nil || n < 0 {
+					errs = append(errs, LoadError{path, line, fmt.Sprintf("size %q is not a number or *", fields[1])})
+					continue
+				}
+				e.size = n
+			}
+			if name := strings.TrimSpace(fields[2]); name != "" {
+				e.threat = name
+			}
+		} else {
+			f := strings.Fields(text)
+			digest = f[0]
+			if len(f) > 1 {
+				e.threat = strings.TrimPrefix(strings.Join(f[1:], " "), "*") // sha256sum's binary marker
+			}
 		}
-		if !isHex(digest) || (len(digest) != 32 && len(digest) != 40 && len(digest) != 64) {
-			return fmt.Errorf("av: %s:%d: %q is not an MD5, SHA-1 or SHA-256 digest", path, n+1, fields[0])
+		digest = strings.ToLower(digest)
+		k := -1
+		switch len(digest) {
+		case 32:
+			k = 0
+		case 40:
+			k = 1
+		case 64:
+			k = 2
 		}
-		s.hashes[digest] = name
-		n++
+		if k < 0 || !isHex(digest) {
+			errs = append(errs, LoadError{path, line, "not an MD5, SHA-1 or SHA-256 hex digest"})
+			continue
+		}
+		s.digests[k] = true
+		s.hashes[digest] = e
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		errs = append(errs, LoadError{path, line + 1, "reading stopped: " + err.Error()})
+	}
+	return errs
 }
 
 func isHex(s string) bool {
@@ -202,38 +269,45 @@ func isHex(s string) bool {
 	return s != ""
 }
 
-// Scan scans data.
+// Scan scans data. It is safe for concurrent use. A non-nil error means the
+// data was not fully scanned (ErrTimeout, ErrClosed, a libyara error); a
+// hash hit is reported even then.
 func (s *Scanner) Scan(data []byte) (Result, error) {
-	if len(s.hashes) > 0 {
-		var buf [64]byte
-		m := md5.Sum(data)
-		if t, ok := s.hashes[string(hex.AppendEncode(buf[:0], m[:]))]; ok {
-			return Result{true, t, "hash"}, nil
-		}
-		h1 := sha1.Sum(data)
-		if t, ok := s.hashes[string(hex.AppendEncode(buf[:0], h1[:]))]; ok {
-			return Result{true, t, "hash"}, nil
-		}
-		h2 := sha256.Sum256(data)
-		if t, ok := s.hashes[string(hex.AppendEncode(buf[:0], h2[:]))]; ok {
-			return Result{true, t, "hash"}, nil
-		}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Result{}, ErrClosed
+	}
+	if r, ok := s.scanHashes(data); ok {
+		return r, nil
 	}
 	if s.rules == nil {
 		return Result{}, nil
 	}
-	sc, _ := s.pool.Get().(*yara.Scanner)
-	if sc == nil {
+	var sc *yara.Scanner
+	select {
+	case sc = <-s.idle:
+	default:
 		var err error
 		sc, err = yara.NewScanner(s.rules)
 		if err != nil {
 			return Result{}, fmt.Errorf("av: new libyara scanner: %w", err)
 		}
-		sc.SetTimeout(s.timeout)
+		sc.SetTimeout(s.timeout).SetFlags(yara.ScanFlagsFastMode)
 	}
-	defer s.pool.Put(sc)
 	var m yara.MatchRules
-	if err := sc.SetCallback(&m).ScanMem(data); err != nil {
+	err := sc.SetCallback(&m).ScanMem(data)
+	sc.SetCallback(nil)
+	select {
+	case s.idle <- sc:
+	default:
+		sc.Destroy()
+	}
+	if err != nil {
+		var ye yara.Error
+		if errors.As(err, &ye) && ye.Error() == "scan timeout" {
+			return Result{}, fmt.Errorf("%w after %v (%d bytes); raise signatures timeout or shrink the YARA set", ErrTimeout, s.timeout, len(data))
+		}
 		return Result{}, fmt.Errorf("av: scan: %w", err)
 	}
 	if len(m) == 0 {
@@ -247,12 +321,60 @@ func (s *Scanner) Scan(data []byte) (Result, error) {
 			}
 		}
 	}
-	return Result{true, threat, "yara"}, nil
+	return Result{Malicious: true, Threat: threat, Engine: "yara"}, nil
 }
 
-// Close releases the compiled rules. Scanners still pooled are released by
-// the garbage collector's finalizers.
+func (s *Scanner) scanHashes(data []byte) (Result, bool) {
+	if len(s.hashes) == 0 {
+		return Result{}, false
+	}
+	var buf [64]byte
+	hit := func(sum []byte) (Result, bool) {
+		// The map index with a converted []byte does not allocate.
+		if e, ok := s.hashes[string(hex.AppendEncode(buf[:0], sum))]; ok && (e.size < 0 || e.size == int64(len(data))) {
+			return Result{Malicious: true, Threat: e.threat, Engine: "hash"}, true
+		}
+		return Result{}, false
+	}
+	if s.digests[0] {
+		sum := md5.Sum(data)
+		if r, ok := hit(sum[:]); ok {
+			return r, true
+		}
+	}
+	if s.digests[1] {
+		sum := sha1.Sum(data)
+		if r, ok := hit(sum[:]); ok {
+			return r, true
+		}
+	}
+	if s.digests[2] {
+		sum := sha256.Sum256(data)
+		if r, ok := hit(sum[:]); ok {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// Close releases the pooled scanners and the compiled rules. It waits for
+// running scans; later scans return ErrClosed. Close is idempotent.
 func (s *Scanner) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for {
+		select {
+		case sc := <-s.idle:
+			sc.Destroy()
+			continue
+		default:
+		}
+		break
+	}
 	if s.rules != nil {
 		s.rules.Destroy()
 		s.rules = nil
