@@ -6,6 +6,12 @@
 // It is the replay path's source: the engine sees exactly the bytes NFQUEUE
 // would hand it. Reading uses gopacket/pcapgo (pure Go) with zero-copy
 // reads: the returned packet is valid until the next call to Next.
+//
+// The link type comes from the file header, or for pcapng from each
+// packet's interface, so one pcapng file may mix link types. Null/Loop
+// frames are passed on whatever their address-family word says (it is
+// host-order for Null, network-order for Loop); as on a raw link, a frame
+// that is not really IP is the engine's to count as malformed.
 package capture
 
 import (
@@ -23,8 +29,10 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// ErrLinkType is returned (wrapped) by Open for a link type with no IP
-// framing this package knows.
+// ErrLinkType is returned (wrapped) by Open for a pcap file whose link
+// type has no IP framing this package knows. (In pcapng files each
+// interface has its own link type; packets on unknown ones are skipped and
+// counted.)
 var ErrLinkType = errors.New("capture: unsupported link type")
 
 type source interface {
@@ -37,7 +45,11 @@ type Reader struct {
 	src     source
 	ng      *pcapgo.NgReader
 	link    layers.LinkType
-	Skipped uint64 // frames without an IP packet
+	Skipped uint64 // frames without an IP packet, or on a pcapng interface of a link type not read
+	// Truncated is set when the file ended inside a packet record (the
+	// capture was cut off, e.g. tcpdump was killed); Next then returns
+	// io.EOF and that last partial record is not returned.
+	Truncated bool
 }
 
 // Open opens a pcap or pcapng file.
@@ -54,7 +66,9 @@ func Open(path string) (*Reader, error) {
 	}
 	r := &Reader{f: f}
 	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		// Mixed link types: a pcapng may hold several interfaces (tcpdump
+		// -i any, Wireshark on two NICs); each packet is read by its own.
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("capture: %s: %w", path, err)
@@ -68,7 +82,7 @@ func Open(path string) (*Reader, error) {
 		}
 		r.src, r.link = pr, pr.LinkType()
 	}
-	if _, ok := strip(r.link, nil); !ok && !known(r.link) {
+	if r.ng == nil && !known(r.link) {
 		f.Close()
 		return nil, fmt.Errorf("%w %v in %s (Ethernet, raw IP, Linux SLL/SLL2 and Null/Loop are read)", ErrLinkType, r.link, path)
 	}
@@ -93,16 +107,18 @@ func (r *Reader) Next() (time.Time, []byte, error) {
 	for {
 		data, ci, err := r.src.ZeroCopyReadPacketData()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				r.Truncated = true
 				return time.Time{}, nil, io.EOF
 			}
-			return time.Time{}, nil, err
+			if errors.Is(err, io.EOF) {
+				return time.Time{}, nil, io.EOF
+			}
+			return time.Time{}, nil, fmt.Errorf("capture: %s: %w", r.f.Name(), err)
 		}
 		lt := r.link
-		if r.ng != nil && ci.InterfaceIndex > 0 {
-			if ifc, err := r.ng.Interface(ci.InterfaceIndex); err == nil {
-				lt = ifc.LinkType
-			}
+		if r.ng != nil && len(ci.AncillaryData) > 0 {
+			lt, _ = ci.AncillaryData[0].(layers.LinkType)
 		}
 		ip, ok := strip(lt, data)
 		if !ok {
