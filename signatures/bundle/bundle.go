@@ -3,6 +3,22 @@
 // inspects from its first boot with no file on disk; configured files are
 // loaded on top of it.
 //
+// The embedded defaults (default/):
+//
+//	utm.rules  the box's own Suricata rules, sids 2200000-2209999, msg "UTM ...":
+//	           Log4Shell (2200001 header, 2200002 URI, 2200003 body),
+//	           path traversal, Shellshock
+//	eicar.yar  YARA rule for the EICAR test file, threat "EICAR-Test-File"
+//	cnc.list   C&C indicators, "indicator family" per line: the lab's
+//	           cnc.utm-lab.test (family utm-lab-test) and a sample of
+//	           maltrail static trails (MIT licence, see NOTICE)
+//
+// The classtype table (classification.config) is embedded in package rules,
+// which needs it to parse any rule.
+//
+// Loading costs one parse of every file and one libyara compile; it runs at
+// start and on signature updates, never on the packet path.
+//
 // A Bundle is immutable once built: the engine swaps whole bundles (an
 // atomic pointer), which is how signed signature updates will hot-swap
 // without dropping traffic in a later issue.
