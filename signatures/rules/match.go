@@ -129,25 +129,59 @@ func find(data, pat []byte, nocase bool, start, end int) int {
 		return -1
 	}
 	win := data[start:end]
-	if !nocase {
-		if i := bytes.Index(win, pat); i >= 0 {
-			return start + i
-		}
+	var i int
+	if nocase {
+		i = indexFold(win, pat)
+	} else {
+		i = bytes.Index(win, pat)
+	}
+	if i < 0 {
 		return -1
 	}
-	first := pat[0]
-	upper := first
-	if 'a' <= first && first <= 'z' {
-		upper = first - 'a' + 'A'
+	return start + i
+}
+
+// indexFold is bytes.Index for a lowercase pat, ignoring ASCII case in
+// win. It jumps between candidate first bytes with bytes.IndexByte (both
+// cases tracked separately), so it runs at memchr speed on text where the
+// first byte is rare.
+func indexFold(win, pat []byte) int {
+	lo := pat[0]
+	up := lo
+	if 'a' <= lo && lo <= 'z' {
+		up = lo - 'a' + 'A'
 	}
-	for i := 0; i+len(pat) <= len(win); i++ {
-		c := win[i]
-		if c != first && c != upper {
-			continue
+	last := len(win) - len(pat) // last possible start
+	nextLo, nextUp := -2, -2    // next occurrence at or after off; -1: none, -2: not searched
+	if up == lo {
+		nextUp = -1
+	}
+	for off := 0; off <= last; {
+		if nextLo != -1 && nextLo < off {
+			if i := bytes.IndexByte(win[off:last+1], lo); i >= 0 {
+				nextLo = off + i
+			} else {
+				nextLo = -1
+			}
 		}
-		if equalFoldLower(win[i:i+len(pat)], pat) {
-			return start + i
+		if nextUp != -1 && nextUp < off {
+			if i := bytes.IndexByte(win[off:last+1], up); i >= 0 {
+				nextUp = off + i
+			} else {
+				nextUp = -1
+			}
 		}
+		j := nextLo
+		if j < 0 || nextUp >= 0 && nextUp < j {
+			j = nextUp
+		}
+		if j < 0 {
+			return -1
+		}
+		if equalFoldLower(win[j+1:j+len(pat)], pat[1:]) {
+			return j
+		}
+		off = j + 1
 	}
 	return -1
 }

@@ -86,7 +86,9 @@ type Rule struct {
 	flowToServer, flowToClient, flowEstablished bool
 
 	contents []content
-	pre      *content // longest positive content: the prefilter
+	pre      *content  // longest positive content: the prefilter
+	prePairs [2]uint16 // pairHash of pre's first and last byte pairs
+	hasPairs bool
 }
 
 // LoadError reports a rule that was not loaded.

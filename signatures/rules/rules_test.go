@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -484,5 +487,72 @@ func benchMatch(b *testing.B, s *Set) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		out = s.Match(in, out)
+	}
+}
+
+// TestIndexFold compares indexFold with a lowercase-both-sides bytes.Index.
+func TestIndexFold(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	alpha := []byte("aAbB-1")
+	for n := 0; n < 20000; n++ {
+		win := make([]byte, r.Intn(40))
+		for i := range win {
+			win[i] = alpha[r.Intn(len(alpha))]
+		}
+		pat := make([]byte, 1+r.Intn(4))
+		for i := range pat {
+			pat[i] = alpha[r.Intn(len(alpha))]
+		}
+		pat = bytes.ToLower(pat)
+		want := bytes.Index(bytes.ToLower(win), pat)
+		if got := indexFold(win, pat); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d, want %d", win, pat, got, want)
+		}
+	}
+}
+
+// TestPrefilterNoFalseNegative checks a big bucket (pair filter on) against
+// a brute-force match of every rule on random, case-mixed buffers.
+func TestPrefilterNoFalseNegative(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	alpha := []byte("abAB01-/")
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alpha[r.Intn(len(alpha))]
+		}
+		return string(b)
+	}
+	var text strings.Builder
+	for i := 0; i < 200; i++ {
+		mod := ""
+		if i%2 == 0 {
+			mod = " nocase;"
+		}
+		fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
+	}
+	s := load(t, text.String())
+	if len(s.byBuf[BufHTTPURI].rules) < pairMinRule {
+		t.Fatal("bucket too small to exercise the pair filter")
+	}
+	hits := 0
+	for n := 0; n < 2000; n++ {
+		in := bufIn(BufHTTPURI, word(r.Intn(64)), 6, "http")
+		got := map[int]bool{}
+		for _, m := range s.Match(in, nil) {
+			got[m.SID] = true
+		}
+		for _, rule := range s.Rules() {
+			want := rule.quick(in) && rule.full(in)
+			if want != got[rule.SID] {
+				t.Fatalf("sid %d on %q: Match says %v, brute force %v", rule.SID, in.Buf[BufHTTPURI], got[rule.SID], want)
+			}
+			if want {
+				hits++
+			}
+		}
+	}
+	if hits < 100 {
+		t.Fatalf("only %d hits: the test does not exercise matching", hits)
 	}
 }
