@@ -80,6 +80,11 @@ func Open(path string) (*Reader, error) {
 			f.Close()
 			return nil, fmt.Errorf("capture: %s is neither pcap nor pcapng: %w", path, err)
 		}
+		// Like tcpdump and Wireshark, ignore the header's snap length: a
+		// crafted one would size pcapgo's buffer (up to 4 GiB), and some
+		// writers store packets longer than it. Records above maxRecord are
+		// refused with an error.
+		pr.SetSnaplen(maxRecord)
 		r.src, r.link = pr, pr.LinkType()
 	}
 	if r.ng == nil && !known(r.link) {
@@ -88,6 +93,10 @@ func Open(path string) (*Reader, error) {
 	}
 	return r, nil
 }
+
+// maxRecord is the largest packet record read from a pcap file (the
+// libpcap maximum snap length).
+const maxRecord = 262144
 
 func known(lt layers.LinkType) bool {
 	switch lt {
