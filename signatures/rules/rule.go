@@ -104,9 +104,13 @@ func (e LoadError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Li
 type Vars map[string]string
 
 // DefaultVars returns the variables a box uses when its config names none.
-// EXTERNAL_NET is "any" rather than "!$HOME_NET": inline at the office's
-// exit, traffic between office hosts does not cross the box, and rules
-// written for either direction still fire.
+// HOME_NET is the lab range 198.18.0.0/15 plus the private ranges (RFC 1918
+// and IPv6 ULA fc00::/7), so a box works in a typical office unconfigured.
+// EXTERNAL_NET is "any" rather than "!$HOME_NET": it is the simplest safe
+// default for an inline box at the office's exit — traffic between office
+// hosts does not cross the box anyway, and a rule still fires when the
+// "external" side uses a private address (carrier-grade NAT, a VPN, a
+// misconfigured HOME_NET) instead of silently never matching.
 func DefaultVars() Vars {
 	return Vars{
 		"HOME_NET":        "[198.18.0.0/15,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7]",
