@@ -7,9 +7,14 @@
 // this box — box id, a nonce stored with the file, a sequence number — that
 // the uplink sends as Nats-Msg-Id, so a retry is never stored twice.
 //
-// The spool is bounded (Options.MaxEntries). When it is full the oldest
-// alert with the fewest stars is evicted first, ★★★ last, and the first
-// eviction of a streak appends a ★★ alert saying so.
+// The spool is bounded (Options.MaxEntries, default 100000). When it is
+// full the oldest alert with the fewest stars is evicted first, ★★★ last;
+// evictions are counted (Evicted, and the uplink's heartbeat), and the
+// first eviction of a streak spools a ★★ alert (sid 2230002) saying so,
+// which is itself evicted only as late as a ★★★.
+//
+// Keys are a monotonic sequence number (bbolt NextSequence), so Pending
+// returns alerts in the order they were appended, across restarts.
 //
 // Cost: one bbolt write transaction (one fsync) per Append; alerts are
 // rare next to packets, and the engine never appends per packet.
@@ -40,8 +45,17 @@ var (
 	keyNonce     = []byte("nonce")
 )
 
-// ErrClosed is returned by operations on a closed spool.
-var ErrClosed = errors.New("spool: closed")
+// Errors.
+var (
+	// ErrClosed is returned by operations on a closed spool.
+	ErrClosed = errors.New("spool: closed")
+	// ErrOpen is returned by Open when the file cannot be opened or
+	// initialised (another process holds it, permissions, a full disk).
+	ErrOpen = errors.New("spool: cannot open")
+	// ErrWrite is returned by Append and Delete when the commit fails
+	// (a full disk, an I/O error); the alert was not spooled.
+	ErrWrite = errors.New("spool: write failed")
+)
 
 // Options configures a spool.
 type Options struct {
@@ -56,6 +70,7 @@ type Entry struct {
 	ID    string
 	Stars int
 	Data  []byte // the event as JSON
+	rank  int
 }
 
 // Spool is the on-disk queue of alerts awaiting the monitor's ack.
@@ -81,11 +96,11 @@ func Open(path string, opts Options) (*Spool, error) {
 		opts.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("spool: %w (check the data directory and free disk space)", err)
+		return nil, fmt.Errorf("%w: %w (check the data directory's permissions and free disk space)", ErrOpen, err)
 	}
 	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("spool: open %s: %w (another utmd holding it? a full disk? move the file aside to start a new spool)", path, err)
+		return nil, fmt.Errorf("%w: %s: %w (another utmd holding it? a full disk? move the file aside to start a new spool)", ErrOpen, path, err)
 	}
 	s := &Spool{db: db, opts: opts, notify: make(chan struct{}, 1), log: opts.Logger}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -107,7 +122,7 @@ func Open(path string, opts Options) (*Spool, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("spool: initialise %s: %w", path, err)
+		return nil, fmt.Errorf("%w: initialise %s: %w (free disk space, or move the file aside to start a new spool)", ErrOpen, path, err)
 	}
 	return s, nil
 }
@@ -125,56 +140,64 @@ func starKey(stars int, seq uint64) []byte {
 	return k[:]
 }
 
-// Append stores ev durably, setting ev.ID if it is empty.
+// Append stores ev durably: when it returns nil the alert is committed and
+// fsynced and survives kill -9 or a power cut. It sets ev.ID (if empty) to
+// "<box>-<nonce>-<seq>", unique for this box across restarts, and ev.BoxID
+// (if empty). When the spool is full it first evicts the oldest alert with
+// the fewest stars; the first eviction of a streak also spools a ★★ alert
+// saying so. It returns ErrClosed after Close and an error wrapping
+// ErrWrite when the commit fails (full disk, I/O error).
 func (s *Spool) Append(ev *alert.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	evictedNow := 0
+	hadID := ev.ID != ""
+	evicted, added := 0, 0
+	streak := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		evictedNow = 0
+		evicted, added, streak = 0, 0, false
 		a := tx.Bucket(bucketAlerts)
 		st := tx.Bucket(bucketStars)
-		for s.count-evictedNow >= s.opts.MaxEntries {
-			if !s.evictOne(a, st) {
-				break
+		room := func(n int) {
+			for s.count-evicted+n > s.opts.MaxEntries && s.evictOne(a, st) {
+				evicted++
 			}
-			evictedNow++
 		}
-		seq, err := a.NextSequence()
-		if err != nil {
+		room(1)
+		if evicted > 0 && !s.evictOn {
+			streak = true
+			room(2) // and one more for the notice
+		}
+		if err := s.put(a, st, ev); err != nil {
 			return err
 		}
-		if ev.ID == "" {
-			ev.ID = fmt.Sprintf("%s-%s-%d", s.opts.BoxID, s.nonce, seq)
+		added++
+		if streak {
+			if err := s.put(a, st, s.evictionNotice(s.evicted.Load()+uint64(evicted))); err != nil {
+				return err
+			}
+			added++
 		}
-		if ev.BoxID == "" {
-			ev.BoxID = s.opts.BoxID
-		}
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		if err := a.Put(seqKey(seq), b); err != nil {
-			return err
-		}
-		return st.Put(starKey(int(ev.Stars), seq), nil)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("spool: append alert: %w (free disk space in the data directory; the alert is in eve.json only)", err)
+		if !hadID {
+			ev.ID = "" // its sequence number was rolled back and will be reused
+		}
+		return fmt.Errorf("%w: %w (free disk space in the data directory; the alert is in eve.json only)", ErrWrite, err)
 	}
-	s.count += 1 - evictedNow
-	if evictedNow > 0 {
-		s.evicted.Add(uint64(evictedNow))
-		if !s.evictOn {
+	s.count += added - evicted
+	if evicted > 0 {
+		s.evicted.Add(uint64(evicted))
+		if streak {
 			s.evictOn = true
-			s.log.Warn("spool full: evicting the oldest lowest-star alerts; check the connection to the monitor", "max", s.opts.MaxEntries)
-			defer s.appendEvictionAlert()
+			s.log.Warn("spool full: evicting the oldest lowest-star alerts; check the connection to the monitor",
+				"max", s.opts.MaxEntries, "evicted_total", s.evicted.Load())
 		}
 	} else if s.evictOn && s.count < s.opts.MaxEntries*9/10 {
-		s.evictOn = false
+		s.evictOn = false // the next eviction starts a new streak and a new notice
 	}
 	select {
 	case s.notify <- struct{}{}:
@@ -183,34 +206,68 @@ func (s *Spool) Append(ev *alert.Event) error {
 	return nil
 }
 
-// appendEvictionAlert runs after Append released the lock.
-func (s *Spool) appendEvictionAlert() {
-	go func() {
-		ev := &alert.Event{
-			Timestamp: alert.Timestamp(time.Now()), EventType: alert.TypeAlert, Schema: alert.SchemaVersion,
-			Alert: &alert.Alert{Action: alert.ActionAllowed, GID: 1, SignatureID: 2230002, Rev: 1,
-				Signature: "UTM spool full: oldest low-star alerts evicted", Category: "Box health", Severity: 2},
-			Engine:  &alert.Engine{Reason: "spool-full", Count: s.evicted.Load()},
-			Stars:   2,
-			Summary: "The box could not reach the monitor for long enough to fill its alert spool; the oldest ★ and ★★ alerts were dropped first",
-		}
-		if err := s.Append(ev); err != nil && !errors.Is(err, ErrClosed) {
-			s.log.Error("cannot record the spool-full alert", "err", err)
-		}
-	}()
+// put stores ev under the next sequence number, setting ID and BoxID.
+func (s *Spool) put(a, st *bolt.Bucket, ev *alert.Event) error {
+	seq, err := a.NextSequence()
+	if err != nil {
+		return err
+	}
+	if ev.ID == "" {
+		ev.ID = fmt.Sprintf("%s-%s-%d", s.opts.BoxID, s.nonce, seq)
+	}
+	if ev.BoxID == "" {
+		ev.BoxID = s.opts.BoxID
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := a.Put(seqKey(seq), b); err != nil {
+		return err
+	}
+	return st.Put(starKey(rank(int(ev.Stars), sid(ev)), seq), nil)
 }
 
-// evictOne deletes the oldest alert with the fewest stars.
+// rank is an alert's place in the eviction order: its stars, except that
+// the spool-full notice ranks with ★★★ so later evictions do not take the
+// only record of earlier ones.
+func rank(stars, sid int) int {
+	if sid == SIDSpoolFull {
+		return 3
+	}
+	return stars
+}
+
+// SIDSpoolFull is the signature id of the alert saying the spool evicted.
+const SIDSpoolFull = 2230002
+
+func (s *Spool) evictionNotice(total uint64) *alert.Event {
+	return &alert.Event{
+		Timestamp: alert.Timestamp(time.Now()), EventType: alert.TypeAlert, Schema: alert.SchemaVersion,
+		Alert: &alert.Alert{Action: alert.ActionAllowed, GID: 1, SignatureID: SIDSpoolFull, Rev: 1,
+			Signature: "UTM spool full: oldest low-star alerts evicted", Category: "Box health", Severity: 2},
+		Engine:  &alert.Engine{Reason: "spool-full", Count: total},
+		Stars:   2,
+		Summary: "The box could not reach the monitor for long enough to fill its alert spool; the oldest ★ and ★★ alerts were dropped first",
+	}
+}
+
+// evictOne deletes the oldest alert with the fewest stars. The stars
+// bucket is ordered by (stars, seq), so that is its first key.
 func (s *Spool) evictOne(a, st *bolt.Bucket) bool {
-	k, _ := st.Cursor().First()
-	if k == nil {
-		return false
+	c := st.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.First() {
+		seq := seqKey(binary.BigEndian.Uint64(k[1:]))
+		found := a.Get(seq) != nil
+		if c.Delete() != nil {
+			return false
+		}
+		if found {
+			return a.Delete(seq) == nil
+		}
+		// A stale index entry (its alert was dropped as damaged): skip.
 	}
-	seq := binary.BigEndian.Uint64(k[1:])
-	if err := st.Delete(k); err != nil {
-		return false
-	}
-	return a.Delete(seqKey(seq)) == nil
+	return false
 }
 
 // Emit appends ev, logging a failure: the engine's sink.
@@ -227,39 +284,70 @@ func sid(ev *alert.Event) int {
 	return ev.Alert.SignatureID
 }
 
-// Notify is signalled after each Append.
+// Notify is signalled (without blocking, coalesced) after each Append:
+// the uplink waits on it to send new alerts at once.
 func (s *Spool) Notify() <-chan struct{} { return s.notify }
 
-// Pending returns up to max alerts in the order they were appended.
+// Pending returns up to max alerts in the order they were appended (the
+// oldest first). Entries stay in the spool until Delete.
 func (s *Spool) Pending(max int) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	var out []Entry
+	var corrupt [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAlerts).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
 			var hdr struct {
 				ID    string `json:"id"`
 				Stars int    `json:"stars"`
+				Alert struct {
+					SID int `json:"signature_id"`
+				} `json:"alert"`
 			}
-			if err := json.Unmarshal(v, &hdr); err != nil {
+			if err := json.Unmarshal(v, &hdr); err != nil || hdr.ID == "" {
+				corrupt = append(corrupt, append([]byte(nil), k...))
 				continue
 			}
-			out = append(out, Entry{Seq: binary.BigEndian.Uint64(k), ID: hdr.ID, Stars: hdr.Stars, Data: append([]byte(nil), v...)})
+			out = append(out, Entry{Seq: binary.BigEndian.Uint64(k), ID: hdr.ID, Stars: hdr.Stars,
+				Data: append([]byte(nil), v...), rank: rank(hdr.Stars, hdr.Alert.SID)})
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if len(corrupt) > 0 {
+		// Only a damaged file gets here; an entry that cannot be sent
+		// must not block the ones behind it.
+		s.log.Error("spool entries are damaged and were dropped; check the disk", "count", len(corrupt))
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range corrupt {
+				if err := tx.Bucket(bucketAlerts).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			s.count -= len(corrupt)
+		}
+	}
+	return out, nil
 }
 
-// Delete removes acknowledged alerts.
+// Delete removes acknowledged alerts. Entries already gone (evicted,
+// deleted before) are skipped. It returns ErrClosed after Close and an
+// error wrapping ErrWrite when the commit fails.
 func (s *Spool) Delete(entries ...Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	removed := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		removed = 0
@@ -272,16 +360,17 @@ func (s *Spool) Delete(entries ...Entry) error {
 			if err := a.Delete(seqKey(e.Seq)); err != nil {
 				return err
 			}
-			if err := st.Delete(starKey(e.Stars, e.Seq)); err != nil {
+			if err := st.Delete(starKey(e.rank, e.Seq)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil {
-		s.count -= removed
+	if err != nil {
+		return fmt.Errorf("%w: %w (free disk space in the data directory)", ErrWrite, err)
 	}
-	return err
+	s.count -= removed
+	return nil
 }
 
 // Len returns the number of pending alerts.
@@ -294,12 +383,13 @@ func (s *Spool) Len() int {
 // Evicted returns how many alerts were evicted since Open.
 func (s *Spool) Evicted() uint64 { return s.evicted.Load() }
 
-// Close closes the file.
+// Close closes the file; pending alerts stay in it for the next Open. It
+// is safe to call more than once.
 func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.db.Close()
 }

@@ -2,11 +2,14 @@ package spool
 
 import (
 	"bufio"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,51 +65,142 @@ func TestAppendReopenOrder(t *testing.T) {
 	}
 }
 
+func sids(t *testing.T, s *Spool) []int {
+	t.Helper()
+	pend, err := s.Pending(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, p := range pend {
+		var e alert.Event
+		if err := json.Unmarshal(p.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e.Alert.SignatureID)
+	}
+	return out
+}
+
+// TestEvictionKeepsThreeStarsLongest fills a spool of 5 and checks which
+// alerts are left: ★ go first, then ★★, the oldest first; ★★★ last. The
+// first eviction also spools the spool-full notice, which ranks with ★★★.
 func TestEvictionKeepsThreeStarsLongest(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "spool.db"), Options{BoxID: "b", MaxEntries: 5})
+	p := filepath.Join(t.TempDir(), "spool.db")
+	s, err := Open(p, Options{BoxID: "b", MaxEntries: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.Append(ev(1, 3))
-	s.Append(ev(2, 1))
-	s.Append(ev(3, 2))
-	s.Append(ev(4, 3))
-	s.Append(ev(5, 1))
-	s.Append(ev(6, 3)) // evicts sid 2 (oldest ★)
-	s.Append(ev(7, 3)) // evicts sid 5 (next ★)
-	s.Append(ev(8, 3)) // evicts sid 3 (the ★★)
-	waitFor(t, func() bool { return s.Evicted() >= 3 })
-	time.Sleep(50 * time.Millisecond) // let the spool-full alert land
-	pend, _ := s.Pending(100)
-	var got []string
-	for _, p := range pend {
-		got = append(got, string(p.Data))
-	}
-	all := strings.Join(got, "\n")
-	for _, gone := range []string{`"test 2"`, `"test 5"`, `"test 3"`} {
-		if strings.Contains(all, gone) {
-			t.Errorf("%s should have been evicted", gone)
+	for _, a := range []struct {
+		sid   int
+		stars alert.Stars
+	}{{1, 3}, {2, 1}, {3, 2}, {4, 3}, {5, 1}} {
+		if err := s.Append(ev(a.sid, a.stars)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	for _, kept := range []string{`"test 6"`, `"test 7"`, `"test 8"`} {
-		if !strings.Contains(all, kept) {
-			t.Errorf("%s should be kept", kept)
-		}
+	if s.Evicted() != 0 || s.Len() != 5 {
+		t.Fatalf("evicted %d, len %d before the spool was full", s.Evicted(), s.Len())
 	}
-	if !strings.Contains(all, "spool full") {
-		t.Errorf("no spool-full alert was raised:\n%s", all)
+	s.Append(ev(6, 3)) // evicts 2 (oldest ★) and, for the notice, 5 (next ★)
+	if got, want := fmt.Sprint(sids(t, s)), fmt.Sprint([]int{1, 3, 4, 6, SIDSpoolFull}); got != want {
+		t.Fatalf("after the first eviction: %s, want %s", got, want)
+	}
+	s.Append(ev(7, 3)) // evicts 3 (the only ★★)
+	s.Append(ev(8, 3)) // evicts 1 (oldest ★★★)
+	s.Append(ev(9, 2)) // evicts 4 (oldest ★★★): a ★★ still enters
+	s.Append(ev(10, 1))
+	want := []int{6, SIDSpoolFull, 7, 8, 10}
+	if got := sids(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after more evictions: %v, want %v", got, want)
+	}
+	if s.Evicted() != 6 || s.Len() != 5 {
+		t.Fatalf("Evicted() = %d, Len() = %d; want 6 and 5", s.Evicted(), s.Len())
+	}
+	// The order survives a reopen and the index still evicts right.
+	s.Close()
+	s, err = Open(p, Options{BoxID: "b", MaxEntries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Append(ev(11, 3)) // evicts 10 (★); a new streak: a new notice evicts 6
+	want = []int{SIDSpoolFull, 7, 8, 11, SIDSpoolFull}
+	if got := sids(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after reopen: %v, want %v", got, want)
 	}
 }
 
-func waitFor(t *testing.T, fn func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if fn() {
-			return
+// TestIDsUnique: concurrent appends, a reopen and a second spool file for
+// the same box (a replaced disk) never produce the same id.
+func TestIDsUnique(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	for round, file := range []string{"a.db", "a.db", "b.db"} {
+		s, err := Open(filepath.Join(dir, file), Options{BoxID: "box"})
+		if err != nil {
+			t.Fatal(err)
 		}
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 50; i++ {
+					e := ev(i, 1)
+					if err := s.Append(e); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if seen[e.ID] {
+						t.Errorf("round %d: id %s given twice", round, e.ID)
+					}
+					seen[e.ID] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		s.Close()
 	}
-	t.Fatal("condition not reached in 5s")
+	if len(seen) != 600 {
+		t.Fatalf("%d distinct ids, want 600", len(seen))
+	}
+	// An id the caller set is kept.
+	s, _ := Open(filepath.Join(dir, "a.db"), Options{BoxID: "box"})
+	defer s.Close()
+	e := ev(1, 1)
+	e.ID = "mine"
+	s.Append(e)
+	if e.ID != "mine" {
+		t.Fatalf("Append replaced a set id with %q", e.ID)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
+	_, err := Open(filepath.Join(dir, "file", "spool.db"), Options{})
+	if !errors.Is(err, ErrOpen) || !strings.Contains(err.Error(), "disk space") {
+		t.Fatalf("Open under a file: %v, want ErrOpen saying what to check", err)
+	}
+	s, err := Open(filepath.Join(dir, "spool.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Append(ev(1, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
+	}
+	if _, err := s.Pending(1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Pending after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
 }
 
 // TestKill9 appends in a child process that is killed with SIGKILL: every
@@ -156,5 +250,19 @@ func TestKill9(t *testing.T) {
 	defer s.Close()
 	if s.Len() < acked+1 {
 		t.Fatalf("after kill -9: %d alerts in the spool, child had acknowledged %d", s.Len(), acked+1)
+	}
+	// In order, and the spool goes on where it stopped.
+	got := sids(t, s)
+	for i := 0; i <= acked; i++ {
+		if got[i] != i {
+			t.Fatalf("after kill -9: entry %d is sid %d", i, got[i])
+		}
+	}
+	e := ev(-1, 1)
+	if err := s.Append(e); err != nil {
+		t.Fatalf("append after kill -9: %v", err)
+	}
+	if got := sids(t, s); got[len(got)-1] != -1 {
+		t.Fatalf("the new alert is not last: %v", got[len(got)-5:])
 	}
 }
