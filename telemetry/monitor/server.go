@@ -1,14 +1,3 @@
-// Package monitor is the central monitor a SOC watches for many boxes: it
-// receives every box's alerts and heartbeats over NATS, stores them, and
-// serves a web page with each box's health and alerts.
-//
-// By default it embeds a NATS server with JetStream (data in one
-// directory); with Config.NATSURL it uses an external NATS (a cluster is
-// the way to many boxes). Alerts are read from the UTM_ALERTS stream by a
-// durable consumer with explicit acks: an alert is acked only after it is
-// committed to the bbolt store, and the store keeps one copy per (box, id),
-// so restarts of the box, of NATS or of the monitor never lose nor double
-// an alert.
 package monitor
 
 import (
@@ -22,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,14 +21,38 @@ import (
 	"github.com/openutm/utm/telemetry/alert"
 )
 
-// Config configures a monitor.
+// Consumer is the name of the monitor's durable JetStream consumer.
+const Consumer = "monitor"
+
+// Subject prefixes; the box id is the rest of the subject.
+const (
+	alertPrefix     = "utm.alerts."
+	heartbeatPrefix = "utm.heartbeat."
+	// heartbeatFilter takes box ids with dots too (alerts use ">" as well).
+	heartbeatFilter = "utm.heartbeat.>"
+)
+
+// Errors returned by Start (wrapped, with what to do).
+var (
+	// ErrNATS: the embedded NATS server did not start, the external one
+	// cannot be reached, or the alert stream or consumer cannot be set up.
+	ErrNATS = errors.New("monitor: NATS not available")
+	// ErrStore: the data directory or the bbolt store cannot be opened
+	// (another monitor on the same --data, permissions, a full disk).
+	ErrStore = errors.New("monitor: store not available")
+	// ErrHTTP: the portal cannot listen on its address.
+	ErrHTTP = errors.New("monitor: portal not available")
+)
+
+// Config configures a monitor. The zero value of every field but DataDir
+// has a default.
 type Config struct {
-	DataDir      string        // store and JetStream data
-	NATSListen   string        // embedded NATS address, host:port (port -1: random)
+	DataDir      string        // store (monitor.db) and JetStream data (jetstream/)
+	NATSListen   string        // embedded NATS address, host:port (port -1: random); default 127.0.0.1:4222
 	NATSURL      string        // external NATS instead of the embedded one
-	HTTPListen   string        // portal address, host:port (port 0: random)
+	HTTPListen   string        // portal address, host:port (port 0: random); default 127.0.0.1:8080
 	OfflineAfter time.Duration // a box without heartbeat this long is offline; default 10s
-	Logger       *slog.Logger
+	Logger       *slog.Logger  // default slog.Default()
 }
 
 // Monitor is a running monitor.
@@ -53,14 +68,32 @@ type Monitor struct {
 	http  *http.Server
 	ln    net.Listener
 
-	mu        sync.Mutex
-	listeners []chan struct{}
+	// handling serialises message handlers with Close, so Close never
+	// closes the store under a handler.
+	handling sync.Mutex
+	closing  bool
+
 	stop      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 	wg        sync.WaitGroup
-	Bad       uint64 // messages that were not alerts (terminated)
+	bad       atomic.Uint64
 }
 
-// Start starts NATS (or connects to it), the consumer and the portal.
+// Run starts a monitor and serves until ctx is done, then shuts it down
+// cleanly. It is what the monitor binary calls.
+func Run(ctx context.Context, cfg Config) error {
+	m, err := Start(cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	m.log.Info("monitor stopping")
+	return m.Close()
+}
+
+// Start starts NATS (or connects to it), the store, the consumer and the
+// portal, and returns once all are ready. Close stops them.
 func Start(cfg Config) (*Monitor, error) {
 	if cfg.OfflineAfter <= 0 {
 		cfg.OfflineAfter = 10 * time.Second
@@ -71,8 +104,14 @@ func Start(cfg Config) (*Monitor, error) {
 	if cfg.HTTPListen == "" {
 		cfg.HTTPListen = "127.0.0.1:8080"
 	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:4222"
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: no data directory given (use --data DIR)", ErrStore)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("monitor: data directory: %w", err)
+		return nil, fmt.Errorf("%w: data directory: %v (check permissions and free space, or choose another --data)", ErrStore, err)
 	}
 	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	ok := false
@@ -92,25 +131,35 @@ func Start(cfg Config) (*Monitor, error) {
 			return nil, err
 		}
 	}
-	m.nc, err = nats.Connect(url, nats.Name("utm monitor"), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true))
+	m.nc, err = nats.Connect(url, nats.Name("utm monitor"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				m.log.Warn("monitor lost its NATS connection; reconnecting (alerts wait in the boxes' spools and the stream)", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { m.log.Info("monitor reconnected to NATS", "url", nc.ConnectedUrl()) }))
 	if err != nil {
-		return nil, fmt.Errorf("monitor: connect NATS %s: %w", url, err)
+		return nil, fmt.Errorf("%w: connect %s: %v (check --nats-url)", ErrNATS, url, err)
 	}
-	m.js, err = m.nc.JetStream()
+	m.js, err = m.nc.JetStream(nats.MaxWait(5 * time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("monitor: jetstream: %w", err)
+		return nil, fmt.Errorf("%w: jetstream: %v", ErrNATS, err)
 	}
 	if err := m.ensureStream(); err != nil {
 		return nil, err
 	}
-	m.sub, err = m.js.Subscribe(alert.AlertSubjects, m.onAlert, nats.Durable("monitor"), nats.ManualAck(),
-		nats.AckExplicit(), nats.DeliverAll(), nats.MaxAckPending(1024), nats.AckWait(30*time.Second), nats.BindStream(alert.Stream))
+	// Push consumer, durable, explicit acks: the consumer survives a
+	// monitor restart and resumes after the last acked alert.
+	m.sub, err = m.js.Subscribe(alert.AlertSubjects, m.onAlert, nats.Durable(Consumer), nats.ManualAck(),
+		nats.AckExplicit(), nats.DeliverAll(), nats.MaxAckPending(1024), nats.AckWait(30*time.Second),
+		nats.BindStream(alert.Stream))
 	if err != nil {
-		return nil, fmt.Errorf("monitor: alert consumer: %w", err)
+		return nil, fmt.Errorf("%w: alert consumer %q: %v", ErrNATS, Consumer, err)
 	}
-	m.hbSub, err = m.nc.Subscribe(alert.HeartbeatSubjects, m.onHeartbeat)
+	m.hbSub, err = m.nc.Subscribe(heartbeatFilter, m.onHeartbeat)
 	if err != nil {
-		return nil, fmt.Errorf("monitor: heartbeat subscription: %w", err)
+		return nil, fmt.Errorf("%w: heartbeat subscription: %v", ErrNATS, err)
 	}
 	if err := m.startHTTP(); err != nil {
 		return nil, err
@@ -118,21 +167,18 @@ func Start(cfg Config) (*Monitor, error) {
 	m.wg.Add(1)
 	go m.persistLoop()
 	ok = true
-	m.log.Info("monitor ready", "nats", url, "portal", "http://"+m.ln.Addr().String()+"/", "data", cfg.DataDir)
+	m.log.Info("monitor ready", "nats", url, "portal", m.PortalURL(), "data", cfg.DataDir)
 	return m, nil
 }
 
 func (m *Monitor) startNATS() (string, error) {
 	host, portS, err := net.SplitHostPort(m.cfg.NATSListen)
 	if err != nil {
-		host, portS = "127.0.0.1", "4222"
-		if m.cfg.NATSListen != "" {
-			return "", fmt.Errorf("monitor: NATS listen address %q: %w", m.cfg.NATSListen, err)
-		}
+		return "", fmt.Errorf("%w: NATS listen address %q: %v (use HOST:PORT)", ErrNATS, m.cfg.NATSListen, err)
 	}
 	port, err := strconv.Atoi(portS)
 	if err != nil {
-		return "", fmt.Errorf("monitor: NATS port %q: %w", portS, err)
+		return "", fmt.Errorf("%w: NATS port %q is not a number", ErrNATS, portS)
 	}
 	opts := &server.Options{
 		ServerName: "utm-monitor",
@@ -145,12 +191,16 @@ func (m *Monitor) startNATS() (string, error) {
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return "", fmt.Errorf("monitor: embedded NATS: %w", err)
+		return "", fmt.Errorf("%w: embedded NATS: %v", ErrNATS, err)
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return "", fmt.Errorf("monitor: embedded NATS did not start on %s (port in use?)", m.cfg.NATSListen)
+		return "", fmt.Errorf("%w: embedded NATS did not start on %s (port in use? choose another with --nats-listen)", ErrNATS, m.cfg.NATSListen)
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		return "", fmt.Errorf("%w: JetStream did not start in %s (check free space and permissions)", ErrNATS, opts.StoreDir)
 	}
 	m.ns = ns
 	return ns.ClientURL(), nil
@@ -164,7 +214,7 @@ func (m *Monitor) NATSURL() string {
 	return m.cfg.NATSURL
 }
 
-// PortalURL returns the portal's base URL.
+// PortalURL returns the portal's base URL, ending in "/".
 func (m *Monitor) PortalURL() string { return "http://" + m.ln.Addr().String() + "/" }
 
 func (m *Monitor) ensureStream() error {
@@ -173,67 +223,107 @@ func (m *Monitor) ensureStream() error {
 		Subjects:   []string{alert.AlertSubjects},
 		Storage:    nats.FileStorage,
 		Duplicates: 10 * time.Minute,
-		MaxAge:     30 * 24 * time.Hour,
+		MaxAge:     30 * 24 * time.Hour, // the store keeps alerts; the stream is a buffer
 	}
 	var err error
-	for i := 0; i < 50; i++ {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		if _, err = m.js.StreamInfo(alert.Stream); err == nil {
 			_, err = m.js.UpdateStream(cfg)
 		} else if errors.Is(err, nats.ErrStreamNotFound) {
 			_, err = m.js.AddStream(cfg)
 		}
-		if err == nil {
-			return nil
+		if err == nil || time.Now().After(deadline) {
+			break
 		}
-		time.Sleep(100 * time.Millisecond) // JetStream may still be starting
+		time.Sleep(100 * time.Millisecond) // JetStream may still be starting (external server)
 	}
-	return fmt.Errorf("monitor: create stream %s: %w", alert.Stream, err)
+	if err != nil {
+		return fmt.Errorf("%w: create or update stream %s: %v (is JetStream enabled on the NATS server?)", ErrNATS, alert.Stream, err)
+	}
+	return nil
+}
+
+func (m *Monitor) reject(msg *nats.Msg, box, why string) {
+	m.bad.Add(1)
+	// Never the message itself: it could carry anything.
+	m.log.Warn("dropped a message that is not a valid alert; check the box's firmware version", "box", box, "reason", why, "bytes", len(msg.Data))
+	msg.Term()
 }
 
 func (m *Monitor) onAlert(msg *nats.Msg) {
+	m.handling.Lock()
+	defer m.handling.Unlock()
+	if m.closing {
+		return // not acked: redelivered to the next start
+	}
+	box := strings.TrimPrefix(msg.Subject, alertPrefix)
 	var ev alert.Event
-	if err := json.Unmarshal(msg.Data, &ev); err != nil || ev.Validate() != nil || ev.ID == "" {
-		m.mu.Lock()
-		m.Bad++
-		m.mu.Unlock()
-		m.log.Warn("dropped a message that is not a valid alert", "subject", msg.Subject, "bytes", len(msg.Data))
-		msg.Term()
+	if err := json.Unmarshal(msg.Data, &ev); err != nil {
+		m.reject(msg, box, "not an alert.Event JSON object")
 		return
 	}
-	box := msg.Subject[len("utm.alerts."):]
-	if ev.BoxID == "" {
+	if ev.ID == "" {
+		m.reject(msg, box, "no id")
+		return
+	}
+	if err := ev.Validate(); err != nil {
+		m.reject(msg, box, err.Error())
+		return
+	}
+	if ev.BoxID != box {
+		// The subject is what NATS permissions can bind to a box's
+		// credentials; the body only repeats it.
+		if ev.BoxID != "" {
+			m.log.Warn("alert names another box than its subject; filed under the subject's box", "box", box, "claimed", ev.BoxID, "id", ev.ID)
+		}
 		ev.BoxID = box
 	}
 	rec, added, err := m.st.add(&ev, time.Now())
 	if err != nil {
-		m.log.Error("cannot store an alert; it will be redelivered", "box", box, "id", ev.ID, "err", err)
-		msg.Nak()
+		m.log.Error("cannot store an alert; it stays in the stream and is redelivered (check free disk space for --data)", "box", box, "id", ev.ID, "err", err)
+		msg.NakWithDelay(time.Second)
 		return
 	}
-	msg.Ack()
-	m.st.seen(ev.BoxID)
-	if !added {
-		return
-	}
-	m.log.Info("alert received", "box", ev.BoxID, "stars", int(ev.Stars), "sid", ev.Alert.SignatureID,
-		"signature", ev.Alert.Signature, "action", ev.Alert.Action, "seq", rec.Seq)
-	m.mu.Lock()
-	for _, l := range m.listeners {
-		select {
-		case l <- struct{}{}:
-		default:
+	if m.st.seen(ev.BoxID) {
+		if err := m.st.persist(); err != nil {
+			m.log.Error("cannot save the box registry", "err", err)
 		}
 	}
-	m.mu.Unlock()
+	if added {
+		var sid int
+		var sig, action string
+		if ev.Alert != nil {
+			sid, sig, action = ev.Alert.SignatureID, ev.Alert.Signature, ev.Alert.Action
+		}
+		m.log.Info("alert received", "box", ev.BoxID, "stars", int(ev.Stars), "sid", sid,
+			"signature", sig, "action", action, "type", ev.EventType, "seq", rec.Seq)
+	}
+	// Acked after the commit (and the log line): an alert the stream
+	// forgets is in the store.
+	msg.Ack()
 }
 
 func (m *Monitor) onHeartbeat(msg *nats.Msg) {
-	var hb alert.Heartbeat
-	if err := json.Unmarshal(msg.Data, &hb); err != nil {
+	m.handling.Lock()
+	defer m.handling.Unlock()
+	if m.closing {
 		return
 	}
-	hb.BoxID = msg.Subject[len("utm.heartbeat."):]
-	m.st.heartbeat(&hb, time.Now())
+	box := strings.TrimPrefix(msg.Subject, heartbeatPrefix)
+	var hb alert.Heartbeat
+	if err := json.Unmarshal(msg.Data, &hb); err != nil || box == "" {
+		m.bad.Add(1)
+		m.log.Warn("dropped a heartbeat that is not JSON; check the box's firmware version", "box", box, "bytes", len(msg.Data))
+		return
+	}
+	hb.BoxID = box
+	if m.st.heartbeat(&hb, time.Now()) {
+		// A new box is saved at once; later heartbeats in batches.
+		if err := m.st.persist(); err != nil {
+			m.log.Error("cannot save the box registry (check free disk space for --data)", "err", err)
+		}
+	}
 }
 
 func (m *Monitor) persistLoop() {
@@ -246,43 +336,80 @@ func (m *Monitor) persistLoop() {
 			return
 		case <-t.C:
 			if err := m.st.persist(); err != nil {
-				m.log.Error("cannot save the box registry", "err", err)
+				m.log.Error("cannot save the box registry (check free disk space for --data)", "err", err)
 			}
 		}
 	}
 }
 
-// Alerts returns stored alerts with seq > since, oldest first.
-func (m *Monitor) Alerts(since uint64) ([]Record, error) { return m.st.alerts(since, 10000) }
+// Alerts returns stored alerts with seq > since, oldest first, at most
+// 10000 (call again with the last seq for more).
+func (m *Monitor) Alerts(since uint64) ([]Record, error) { return m.st.alerts(since, maxAlerts) }
 
-// Boxes returns the box registry with online state.
+// Boxes returns the box registry with online state, sorted by box id.
 func (m *Monitor) Boxes() []Box { return m.st.boxList(time.Now(), m.cfg.OfflineAfter) }
 
-// Close stops everything. It is safe to call on a partly started monitor.
+// Rejected returns how many messages were dropped as not valid alerts or
+// heartbeats since Start.
+func (m *Monitor) Rejected() uint64 { return m.bad.Load() }
+
+// Backlog returns how many messages of the alert stream the monitor has
+// not yet stored and acked (pending delivery plus awaiting ack). Zero
+// means every alert published so far is in the store (or rejected).
+func (m *Monitor) Backlog() (uint64, error) {
+	si, err := m.js.StreamInfo(alert.Stream)
+	if err != nil {
+		return 0, err
+	}
+	ci, err := m.js.ConsumerInfo(alert.Stream, Consumer)
+	if err != nil {
+		return 0, err
+	}
+	n := ci.NumPending + uint64(ci.NumAckPending)
+	if n == 0 && ci.Delivered.Stream < si.State.LastSeq {
+		n = si.State.LastSeq - ci.Delivered.Stream // published, not yet counted
+	}
+	return n, nil
+}
+
+// ready reports whether NATS and the store are usable (for /healthz).
+func (m *Monitor) ready() error {
+	if m.nc == nil || !m.nc.IsConnected() {
+		return errors.New("NATS not connected")
+	}
+	if m.ns != nil && !m.ns.JetStreamEnabled() {
+		return errors.New("JetStream not running")
+	}
+	return m.st.ready()
+}
+
+// Close stops the portal, NATS and the store. It is safe to call more than
+// once and on a partly started monitor.
 func (m *Monitor) Close() error {
-	select {
-	case <-m.stop:
-		return nil
-	default:
+	m.closeOnce.Do(func() {
 		close(m.stop)
-	}
-	if m.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		m.http.Shutdown(ctx)
-		cancel()
-	}
-	// The subscription is not unsubscribed: that would delete the durable
-	// consumer, and the next start must resume where this one stopped.
-	if m.nc != nil {
-		m.nc.Close()
-	}
-	if m.ns != nil {
-		m.ns.Shutdown()
-		m.ns.WaitForShutdown()
-	}
-	m.wg.Wait()
-	if m.st != nil {
-		return m.st.close()
-	}
-	return nil
+		if m.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			m.http.Shutdown(ctx)
+			cancel()
+		}
+		// The subscription is not unsubscribed: that would delete the
+		// durable consumer, and the next start must resume where this
+		// one stopped.
+		if m.nc != nil {
+			m.nc.Close()
+		}
+		m.handling.Lock()
+		m.closing = true
+		m.handling.Unlock()
+		if m.ns != nil {
+			m.ns.Shutdown()
+			m.ns.WaitForShutdown()
+		}
+		m.wg.Wait()
+		if m.st != nil {
+			m.closeErr = m.st.close()
+		}
+	})
+	return m.closeErr
 }

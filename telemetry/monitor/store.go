@@ -3,7 +3,9 @@ package monitor
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -32,18 +34,22 @@ type Box struct {
 	Heartbeat     *alert.Heartbeat `json:"heartbeat,omitempty"`
 }
 
+// maxAlerts caps one answer of /api/alerts and Monitor.Alerts.
+const maxAlerts = 10000
+
 // store keeps alerts and boxes in bbolt.
 type store struct {
-	db    *bolt.DB
-	mu    sync.Mutex
-	boxes map[string]*Box // heartbeats land here and are persisted in batches
-	dirty bool
+	db        *bolt.DB
+	persistMu sync.Mutex // one persist at a time, so a newer snapshot is never overwritten by an older one
+	mu        sync.Mutex
+	boxes     map[string]*Box // heartbeats land here and are persisted in batches
+	dirty     bool
 }
 
 func openStore(path string) (*store, error) {
 	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("monitor: open store %s: %w (is another monitor running on this data directory?)", path, err)
+		return nil, fmt.Errorf("%w: open %s: %v (is another monitor running on this --data directory? is the disk full?)", ErrStore, path, err)
 	}
 	s := &store{db: db, boxes: make(map[string]*Box)}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -62,7 +68,7 @@ func openStore(path string) (*store, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("monitor: initialise store: %w", err)
+		return nil, fmt.Errorf("%w: initialise %s: %v (free disk space, or move the file aside to start an empty store)", ErrStore, path, err)
 	}
 	return s, nil
 }
@@ -132,27 +138,33 @@ func (s *store) latest(n int) ([]Record, error) {
 	return out, err
 }
 
-func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) {
+// heartbeat records hb, received at at. It reports whether the box is new
+// or was not heard from before (its first heartbeat is saved at once).
+func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.boxes[hb.BoxID]
+	first := b == nil || b.LastHeartbeat.IsZero()
 	if b == nil {
 		b = &Box{BoxID: hb.BoxID}
 		s.boxes[hb.BoxID] = b
 	}
 	b.LastHeartbeat, b.Heartbeat = at.UTC(), hb
 	s.dirty = true
+	return first
 }
 
 // seen records a box that sent an alert, so it is listed even before its
-// first heartbeat.
-func (s *store) seen(box string) {
+// first heartbeat. It reports whether the box is new.
+func (s *store) seen(box string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.boxes[box]; !ok {
-		s.boxes[box] = &Box{BoxID: box}
-		s.dirty = true
+	if _, ok := s.boxes[box]; ok {
+		return false
 	}
+	s.boxes[box] = &Box{BoxID: box}
+	s.dirty = true
+	return true
 }
 
 func (s *store) boxList(now time.Time, offlineAfter time.Duration) []Box {
@@ -164,12 +176,25 @@ func (s *store) boxList(now time.Time, offlineAfter time.Duration) []Box {
 		c.Online = !c.LastHeartbeat.IsZero() && now.Sub(c.LastHeartbeat) < offlineAfter
 		out = append(out, c)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].BoxID < out[j].BoxID })
 	return out
+}
+
+// ready reports whether the store can be read.
+func (s *store) ready() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAlerts) == nil {
+			return errors.New("store not initialised")
+		}
+		return nil
+	})
 }
 
 // persist writes the box registry if it changed: heartbeats arrive every
 // few seconds from every box, so they are batched into one transaction.
 func (s *store) persist() error {
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
 	s.mu.Lock()
 	if !s.dirty {
 		s.mu.Unlock()
@@ -182,7 +207,7 @@ func (s *store) persist() error {
 	}
 	s.dirty = false
 	s.mu.Unlock()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		bb := tx.Bucket(bucketBoxes)
 		for k, v := range snap {
 			if err := bb.Put([]byte(k), v); err != nil {
@@ -191,9 +216,18 @@ func (s *store) persist() error {
 		}
 		return nil
 	})
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true // try again next time
+		s.mu.Unlock()
+	}
+	return err
 }
 
 func (s *store) close() error {
-	s.persist()
-	return s.db.Close()
+	err := s.persist()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

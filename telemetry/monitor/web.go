@@ -1,12 +1,12 @@
 package monitor
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -16,7 +16,7 @@ import (
 func (m *Monitor) startHTTP() error {
 	ln, err := net.Listen("tcp", m.cfg.HTTPListen)
 	if err != nil {
-		return fmt.Errorf("monitor: portal listen %s: %w (port in use? choose another with --http)", m.cfg.HTTPListen, err)
+		return fmt.Errorf("%w: listen %s: %v (port in use? choose another with --http)", ErrHTTP, m.cfg.HTTPListen, err)
 	}
 	m.ln = ln
 	mux := http.NewServeMux()
@@ -24,8 +24,8 @@ func (m *Monitor) startHTTP() error {
 	mux.HandleFunc("GET /api/alerts", m.handleAlerts)
 	mux.HandleFunc("GET /api/boxes", m.handleBoxes)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if m.nc == nil || !m.nc.IsConnected() {
-			http.Error(w, "NATS not connected", http.StatusServiceUnavailable)
+		if err := m.ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok"))
@@ -43,10 +43,18 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (m *Monitor) handleAlerts(w http.ResponseWriter, r *http.Request) {
-	since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
-	recs, err := m.st.alerts(since, 10000)
+	var since uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			http.Error(w, "since must be an alert seq number (0 or more)", http.StatusBadRequest)
+			return
+		}
+	}
+	recs, err := m.st.alerts(since, maxAlerts)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		m.log.Error("cannot read the alert store", "err", err)
+		http.Error(w, "cannot read the alert store", http.StatusInternalServerError)
 		return
 	}
 	if recs == nil {
@@ -56,10 +64,11 @@ func (m *Monitor) handleAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Monitor) handleBoxes(w http.ResponseWriter, r *http.Request) {
-	boxes := m.Boxes()
-	sort.Slice(boxes, func(i, j int) bool { return boxes[i].BoxID < boxes[j].BoxID })
-	writeJSON(w, boxes)
+	writeJSON(w, m.Boxes())
 }
+
+// pageAlerts is how many of the newest alerts the page shows.
+const pageAlerts = 200
 
 type pageData struct {
 	Now    time.Time
@@ -68,17 +77,21 @@ type pageData struct {
 }
 
 func (m *Monitor) handleIndex(w http.ResponseWriter, r *http.Request) {
-	recs, err := m.st.latest(200)
+	recs, err := m.st.latest(pageAlerts)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		m.log.Error("cannot read the alert store", "err", err)
+		http.Error(w, "cannot read the alert store", http.StatusInternalServerError)
 		return
 	}
 	boxes := m.Boxes()
-	sort.Slice(boxes, func(i, j int) bool { return boxes[i].BoxID < boxes[j].BoxID })
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := page.Execute(w, pageData{Now: time.Now(), Boxes: boxes, Alerts: recs}); err != nil {
-		m.log.Warn("portal page", "err", err)
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, pageData{Now: time.Now(), Boxes: boxes, Alerts: recs}); err != nil {
+		m.log.Error("cannot render the portal page", "err", err)
+		http.Error(w, "cannot render the page", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -113,9 +126,9 @@ th{background:#f4f4f4}
 <h2>Alerts</h2>
 <table id="alerts"><tr><th>Time</th><th>Stars</th><th>Box</th><th>Signature</th><th>Action</th><th>Source</th><th>Destination</th><th>Detail</th></tr>
 {{range .Alerts}}{{with .Event}}<tr class="s{{printf "%d" .Stars}}"><td>{{ts .Timestamp}}</td><td class="stars">{{stars .Stars}}</td><td>{{.BoxID}}</td>
-<td>{{.Alert.Signature}} <small>(sid {{.Alert.SignatureID}})</small></td><td class="{{.Alert.Action}}">{{.Alert.Action}}</td>
+{{with .Alert}}<td>{{.Signature}} <small>(sid {{.SignatureID}})</small></td><td class="{{.Action}}">{{.Action}}</td>{{else}}<td>{{.EventType}}: {{.Summary}}</td><td></td>{{end}}
 <td>{{.SrcIP}}{{if .SrcPort}}:{{.SrcPort}}{{end}}</td><td>{{.DestIP}}{{if .DestPort}}:{{.DestPort}}{{end}}</td>
-<td>{{with .HTTP}}{{.Hostname}}{{.URL}} {{end}}{{with .DNS}}{{.RRName}} {{end}}{{with .FileInfo}}{{.Filename}} {{.Threat}} sha256:{{.SHA256}} {{end}}{{with .Intel}}indicator {{.Indicator}} ({{.Family}}) {{end}}{{with .Engine}}{{.Reason}} {{.Duration}}{{end}}</td></tr>{{end}}
+<td>{{with .HTTP}}{{.Hostname}}{{.URL}} {{end}}{{with .DNS}}{{.RRName}} {{end}}{{with .FileInfo}}{{.Filename}} {{.Threat}} sha256:{{.SHA256}} {{end}}{{with .Intel}}indicator {{.Indicator}} ({{.Family}}) {{end}}{{with .Engine}}{{.Reason}} {{.Duration}} {{end}}{{with .Summary}}<br><small>{{.}}</small>{{end}}</td></tr>{{end}}
 {{else}}<tr><td colspan="8">No alerts.</td></tr>{{end}}
 </table>
 <p><small>Page generated {{.Now.Format "15:04:05"}}; refreshes every 2 s. JSON: <a href="/api/alerts">/api/alerts</a>, <a href="/api/boxes">/api/boxes</a>.</small></p>

@@ -4,11 +4,16 @@
 //
 //	monitor [--data DIR] [--nats-listen HOST:PORT | --nats-url URL]
 //	        [--http HOST:PORT] [--offline-after 10s]
+//
+// It logs to stderr (slog text), one line per received alert, and stops
+// cleanly on SIGINT or SIGTERM. A restart with the same --data keeps every
+// alert, the box registry and the JetStream consumer position.
 package main
 
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,27 +24,32 @@ import (
 )
 
 func main() {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
 	var cfg monitor.Config
-	flag.StringVar(&cfg.DataDir, "data", "/var/lib/utm-monitor", "data `dir`: alert store and JetStream")
-	flag.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS `address` boxes connect to")
-	flag.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS at `url` instead of the embedded server")
-	flag.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "portal `address`")
-	flag.DurationVar(&cfg.OfflineAfter, "offline-after", 10*time.Second, "a box without a heartbeat for this `long` is offline")
-	flag.Parse()
+	fs.StringVar(&cfg.DataDir, "data", "/var/lib/utm-monitor", "data `dir`: alert store (monitor.db) and JetStream (jetstream/)")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS `address` boxes connect to")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS (with JetStream) at `url` instead of the embedded server")
+	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "portal `address`")
+	fs.DurationVar(&cfg.OfflineAfter, "offline-after", 10*time.Second, "a box without a heartbeat for this `long` is shown offline")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "monitor: unexpected argument %q (see monitor -h)\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	if cfg.OfflineAfter <= 0 {
+		fmt.Fprintln(os.Stderr, "monitor: --offline-after must be positive, e.g. 10s")
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	slog.SetDefault(log)
 	cfg.Logger = log
-	m, err := monitor.Start(cfg)
-	if err != nil {
-		log.Error("monitor did not start", "err", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	<-ctx.Done()
-	stop()
-	log.Info("monitor stopping")
-	if err := m.Close(); err != nil {
-		log.Error("monitor stopped with an error", "err", err)
+	defer stop()
+	if err := monitor.Run(ctx, cfg); err != nil {
+		log.Error("monitor failed", "err", err)
 		os.Exit(1)
 	}
+	log.Info("monitor stopped")
 }

@@ -1,0 +1,34 @@
+// Package monitor is the central monitor a SOC watches for many boxes: it
+// receives every box's alerts and heartbeats over NATS, stores them, and
+// serves a web page with each box's health and alerts.
+//
+// By default it embeds a NATS server with JetStream (data under
+// Config.DataDir/jetstream); with Config.NATSURL it uses an external NATS
+// instead (a cluster is the way to many boxes). It creates or updates the
+// stream UTM_ALERTS (subjects utm.alerts.>, file storage, a 10 minute
+// duplicate window keyed on Nats-Msg-Id).
+//
+// Alerts are read by the durable consumer "monitor" with explicit acks: an
+// alert is acked only after it is committed to the bbolt store
+// (DataDir/monitor.db), and the store keeps one copy per (box id, alert
+// id). A retry inside the duplicate window is dropped by JetStream, one
+// after it (or a redelivery after a lost ack) by the store, so restarts of
+// a box, of NATS or of the monitor neither lose nor double an alert.
+//
+// The monitor stores alert.Event values, never the bytes it received:
+// every message is decoded into the model and re-encoded, so a field the
+// model does not have (a payload a buggy box might add) is dropped before
+// it reaches the store, the portal or the log. The log line per alert
+// names box, stars, sid and signature only.
+//
+// Heartbeats (core NATS, utm.heartbeat.<box>) keep a box registry: last
+// heartbeat time and body, persisted to the same bbolt file in batches. A
+// box is online while its last heartbeat is younger than
+// Config.OfflineAfter.
+//
+// HTTP: GET / (portal page, refreshes every 2 s), GET /api/alerts
+// (?since=N), GET /api/boxes, GET /healthz.
+//
+// Cost: one bbolt write transaction (one fsync) per new alert; the monitor
+// is off every box's packet path.
+package monitor
