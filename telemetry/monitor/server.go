@@ -161,6 +161,10 @@ func Start(cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: heartbeat subscription: %v", ErrNATS, err)
 	}
+	// The server has the subscriptions before Start returns.
+	if err := m.nc.FlushTimeout(5 * time.Second); err != nil {
+		return nil, fmt.Errorf("%w: flush subscriptions: %v", ErrNATS, err)
+	}
 	if err := m.startHTTP(); err != nil {
 		return nil, err
 	}

@@ -8,9 +8,18 @@
 // alert arrives exactly once. While NATS is unreachable the uplink retries
 // with capped backoff; it never makes the box wait.
 //
-// ★★★ alerts leave the moment they are spooled (the spool's notify wakes
-// the sender); the same path carries ★ and ★★ today, and a later issue
-// batches those.
+// The sender wakes the moment Append spools an alert (the spool's notify
+// channel) and the moment the connection comes back; ★★★ alerts therefore
+// leave at once. The same path carries ★ and ★★ today.
+//
+// Heartbeats go every Config.Heartbeat on core NATS to
+// utm.heartbeat.<box>: version, uptime, spool length and counters (the
+// box's own from Config.Counters plus uplink_published, uplink_retries,
+// spool_evicted). They are not queued while NATS is down: a missing
+// heartbeat is what marks the box offline.
+//
+// Cost: one JetStream publish round trip and one spool delete (one fsync)
+// per alert, off the packet path.
 package uplink
 
 import (
@@ -19,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +50,14 @@ type Config struct {
 	NATSOptions []nats.Option
 }
 
+// ErrNotConnected is the reason a send round fails while NATS is
+// unreachable; the uplink retries with backoff (see Stats).
+var ErrNotConnected = errors.New("uplink: not connected to NATS")
+
+// ErrConfig is returned by Start for a missing spool or a box id that
+// cannot be a NATS subject token.
+var ErrConfig = errors.New("uplink: bad configuration")
+
 // Uplink is a running sender.
 type Uplink struct {
 	cfg    Config
@@ -50,6 +68,7 @@ type Uplink struct {
 	start  time.Time
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	wake   chan struct{} // signalled on reconnect
 
 	mu                 sync.Mutex
 	published, retries uint64
@@ -57,6 +76,12 @@ type Uplink struct {
 
 // Start connects (in the background if NATS is down) and starts sending.
 func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
+	if sp == nil {
+		return nil, fmt.Errorf("%w: no spool", ErrConfig)
+	}
+	if cfg.BoxID == "" || strings.ContainsAny(cfg.BoxID, ".*> \t\r\n") {
+		return nil, fmt.Errorf("%w: box id %q must be non-empty without dots, spaces, '*' or '>' (set box_id)", ErrConfig, cfg.BoxID)
+	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 2 * time.Second
 	}
@@ -64,6 +89,7 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger
+	wake := make(chan struct{}, 1)
 	opts := append([]nats.Option{
 		nats.Name("utmd " + cfg.BoxID),
 		nats.RetryOnFailedConnect(true),
@@ -74,12 +100,17 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 			log.Warn("lost the connection to the monitor's NATS; alerts stay in the spool until it is back", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("connected to the monitor's NATS again", "url", nc.ConnectedUrl())
+			log.Info("connected to the monitor's NATS again; sending spooled alerts", "url", nc.ConnectedUrl())
+			poke(wake)
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("connected to the monitor's NATS", "url", nc.ConnectedUrl())
+			poke(wake)
 		}),
 	}, cfg.NATSOptions...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("uplink: connect %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("uplink: NATS URL %q: %w (check --nats or the config's nats_url)", cfg.URL, err)
 	}
 	js, err := nc.JetStream(nats.MaxWait(3 * time.Second))
 	if err != nil {
@@ -87,40 +118,67 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		return nil, fmt.Errorf("uplink: jetstream: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	u := &Uplink{cfg: cfg, sp: sp, nc: nc, js: js, log: log, start: time.Now(), cancel: cancel}
+	u := &Uplink{cfg: cfg, sp: sp, nc: nc, js: js, log: log, start: time.Now(), cancel: cancel, wake: wake}
 	u.wg.Add(2)
 	go u.sendLoop(ctx)
 	go u.heartbeatLoop(ctx)
 	return u, nil
 }
 
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Backoff bounds between failed send rounds.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
 func (u *Uplink) sendLoop(ctx context.Context) {
 	defer u.wg.Done()
-	backoff := 100 * time.Millisecond
-	tick := time.NewTicker(time.Second)
+	backoff := minBackoff
+	failing := false
+	tick := time.NewTicker(time.Second) // safety net; notify and wake do the work
 	defer tick.Stop()
 	for {
 		n, err := u.flush()
 		switch {
-		case err != nil && !errors.Is(err, spool.ErrClosed):
+		case errors.Is(err, spool.ErrClosed):
+			return
+		case err != nil:
 			u.mu.Lock()
 			u.retries++
 			u.mu.Unlock()
+			if !failing {
+				failing = true
+				u.log.Warn("cannot send alerts to the monitor; they stay in the spool and are retried (check the monitor and --nats)",
+					"url", u.cfg.URL, "spooled", u.sp.Len(), "err", err)
+			}
 			select {
 			case <-ctx.Done():
 				return
+			case <-u.wake: // reconnected: try at once
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 2*time.Second)
+			backoff = min(backoff*2, maxBackoff)
 			continue
 		case n > 0:
-			backoff = 100 * time.Millisecond
+			if failing {
+				failing = false
+				u.log.Info("sending alerts to the monitor again", "spooled", u.sp.Len())
+			}
+			backoff = minBackoff
 			continue // more may be pending
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-u.sp.Notify():
+		case <-u.wake:
 		case <-tick.C:
 		}
 	}
@@ -133,7 +191,7 @@ func (u *Uplink) flush() (int, error) {
 		if u.sp.Len() == 0 {
 			return 0, nil
 		}
-		return 0, nats.ErrConnectionClosed
+		return 0, ErrNotConnected
 	}
 	pend, err := u.sp.Pending(256)
 	if err != nil || len(pend) == 0 {
@@ -184,10 +242,11 @@ func (u *Uplink) heartbeat() {
 	if u.cfg.Signatures != nil {
 		hb.Signatures = u.cfg.Signatures()
 	}
+	hb.Counters = map[string]uint64{}
 	if u.cfg.Counters != nil {
-		hb.Counters = u.cfg.Counters()
-	} else {
-		hb.Counters = map[string]uint64{}
+		for k, v := range u.cfg.Counters() { // copied: the map may be the caller's
+			hb.Counters[k] = v
+		}
 	}
 	u.mu.Lock()
 	hb.Counters["uplink_published"] = u.published
@@ -205,6 +264,14 @@ func (u *Uplink) Published() uint64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.published
+}
+
+// Retries returns how many send rounds failed (NATS down, no ack) and
+// were retried.
+func (u *Uplink) Retries() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.retries
 }
 
 // Close stops sending and closes the connection. Unsent alerts stay in the
