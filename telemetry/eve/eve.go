@@ -11,6 +11,7 @@ package eve
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +22,12 @@ import (
 	"github.com/openutm/utm/telemetry/alert"
 )
 
-// Writer appends events to a file.
+// ErrCreate is returned (wrapped) by Create when the directory or the file
+// cannot be created or opened.
+var ErrCreate = errors.New("eve: cannot open the event log")
+
+// Writer appends events to a file. Errors counts events that could not be
+// written.
 type Writer struct {
 	mu     sync.Mutex
 	f      *os.File
@@ -35,11 +41,11 @@ type Writer struct {
 // Create opens path for appending, creating it and its directory.
 func Create(path string) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("eve: %w", err)
+		return nil, fmt.Errorf("%w: %w (check the log directory given with -l and its permissions)", ErrCreate, err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("eve: %w", err)
+		return nil, fmt.Errorf("%w: %w (check the log directory given with -l, its permissions and free space)", ErrCreate, err)
 	}
 	return &Writer{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path}, nil
 }
