@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -379,5 +380,47 @@ func TestNoPayloadReachesMonitor(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "alert received") {
 		t.Fatal("the alert was not logged: the log check above proved nothing")
+	}
+}
+
+// TestExternalNATS: with NATSURL the monitor runs no server of its own and
+// sets up the stream on the given one.
+func TestExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("test NATS did not start")
+	}
+	var logs syncBuf
+	m, err := Start(Config{DataDir: t.TempDir(), NATSURL: ns.ClientURL(), HTTPListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.NATSURL() != ns.ClientURL() || m.ns != nil {
+		t.Fatalf("monitor started its own NATS")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	si, err := js.StreamInfo(alert.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.Config.Duplicates != 10*time.Minute || si.Config.Storage != nats.FileStorage || si.Config.Subjects[0] != "utm.alerts.>" {
+		t.Fatalf("stream config: %+v", si.Config)
+	}
+	publish(t, js, "ext-1", eicar("ext-1", "ext-1-a", 1, "x"), "ext-1-a")
+	settle(t, m)
+	if recs, _ := m.Alerts(0); len(recs) != 1 {
+		t.Fatalf("%d alerts stored via the external NATS, want 1", len(recs))
 	}
 }

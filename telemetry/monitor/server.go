@@ -191,12 +191,12 @@ func (m *Monitor) startNATS() (string, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(m.cfg.DataDir, "jetstream"),
 		NoSigs:     true,
-		NoLog:      true,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return "", fmt.Errorf("%w: embedded NATS: %v", ErrNATS, err)
 	}
+	ns.SetLoggerV2(natsLog{m.log.With("component", "nats")}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
@@ -209,6 +209,18 @@ func (m *Monitor) startNATS() (string, error) {
 	m.ns = ns
 	return ns.ClientURL(), nil
 }
+
+// natsLog passes the embedded server's warnings and errors (a full
+// JetStream disk, a client that misbehaves) to slog; its notices are
+// debug-level chatter.
+type natsLog struct{ l *slog.Logger }
+
+func (n natsLog) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLog) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLog) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLog) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLog) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLog) Tracef(f string, v ...any)  {}
 
 // NATSURL returns the URL boxes connect to.
 func (m *Monitor) NATSURL() string {

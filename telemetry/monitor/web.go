@@ -117,11 +117,12 @@ th{background:#f4f4f4}
 </style></head><body>
 <h1>UTM monitor</h1>
 <h2>Boxes</h2>
-<table id="boxes"><tr><th>Box</th><th>State</th><th>Last heartbeat</th><th>Version</th><th>Packets</th><th>Alerts</th></tr>
+<table id="boxes"><tr><th>Box</th><th>State</th><th>Last heartbeat</th><th>Version</th><th>Up</th><th>Packets</th><th>Alerts</th><th>Waiting in spool</th></tr>
 {{range .Boxes}}<tr><td>{{.BoxID}}</td><td class="{{if .Online}}online{{else}}offline{{end}}">{{if .Online}}online{{else}}offline{{end}}</td>
 <td>{{ago .LastHeartbeat}}</td><td>{{with .Heartbeat}}{{.Version}}{{end}}</td>
-<td>{{with .Heartbeat}}{{index .Counters "packets"}}{{end}}</td><td>{{with .Heartbeat}}{{index .Counters "alerts"}}{{end}}</td></tr>
-{{else}}<tr><td colspan="6">No box has reported yet.</td></tr>{{end}}
+<td>{{with .Heartbeat}}{{.UptimeS}} s{{end}}</td>
+<td>{{with .Heartbeat}}{{index .Counters "packets"}}{{end}}</td><td>{{with .Heartbeat}}{{index .Counters "alerts"}}{{end}}</td><td>{{with .Heartbeat}}{{.Spooled}}{{end}}</td></tr>
+{{else}}<tr><td colspan="8">No box has reported yet.</td></tr>{{end}}
 </table>
 <h2>Alerts</h2>
 <table id="alerts"><tr><th>Time</th><th>Stars</th><th>Box</th><th>Signature</th><th>Action</th><th>Source</th><th>Destination</th><th>Detail</th></tr>

@@ -185,7 +185,9 @@ func (u *Uplink) sendLoop(ctx context.Context) {
 }
 
 // flush publishes pending alerts in order and deletes the acknowledged
-// ones; it stops at the first failure so order is kept.
+// ones (in one spool commit per batch); it stops at the first failure so
+// order is kept. A crash between ack and delete means a resend, which the
+// stream's duplicate window and the monitor's store drop.
 func (u *Uplink) flush() (int, error) {
 	if !u.nc.IsConnected() {
 		if u.sp.Len() == 0 {
@@ -197,24 +199,25 @@ func (u *Uplink) flush() (int, error) {
 	if err != nil || len(pend) == 0 {
 		return 0, err
 	}
-	sent := 0
+	subject := alert.AlertSubject(u.cfg.BoxID)
+	acked := pend[:0:0]
+	var perr error
 	for _, e := range pend {
-		box := u.cfg.BoxID
-		if _, err := u.js.Publish(alert.AlertSubject(box), e.Data, nats.MsgId(e.ID), nats.AckWait(3*time.Second)); err != nil {
-			if sent == 0 {
-				u.log.Debug("alert publish failed; will retry", "id", e.ID, "err", err)
-			}
-			return sent, err
+		if _, perr = u.js.Publish(subject, e.Data, nats.MsgId(e.ID), nats.AckWait(3*time.Second)); perr != nil {
+			u.log.Debug("alert publish failed; will retry", "id", e.ID, "err", perr)
+			break
 		}
-		if err := u.sp.Delete(e); err != nil {
-			return sent, err
+		acked = append(acked, e)
+	}
+	if len(acked) > 0 {
+		if err := u.sp.Delete(acked...); err != nil {
+			return 0, err
 		}
-		sent++
 		u.mu.Lock()
-		u.published++
+		u.published += uint64(len(acked))
 		u.mu.Unlock()
 	}
-	return sent, nil
+	return len(acked), perr
 }
 
 func (u *Uplink) heartbeatLoop(ctx context.Context) {
