@@ -18,8 +18,9 @@
 // spool_evicted). They are not queued while NATS is down: a missing
 // heartbeat is what marks the box offline.
 //
-// Cost: one JetStream publish round trip and one spool delete (one fsync)
-// per alert, off the packet path.
+// Cost: one JetStream publish round trip per alert and one spool commit
+// (one fsync) per batch of up to 256 acknowledged alerts, off the packet
+// path.
 package uplink
 
 import (
@@ -39,13 +40,13 @@ import (
 
 // Config configures the uplink.
 type Config struct {
-	URL        string
-	BoxID      string
-	Version    string
-	Signatures func() string // version of the signatures in use; may be nil
-	Heartbeat  time.Duration
-	Counters   func() map[string]uint64
-	Logger     *slog.Logger
+	URL        string                   // monitor's NATS, e.g. nats://198.18.9.1:4222
+	BoxID      string                   // subject token: no dots, spaces, '*' or '>'
+	Version    string                   // firmware version, in every heartbeat
+	Signatures func() string            // version of the signatures in use; may be nil
+	Heartbeat  time.Duration            // heartbeat period; default 2s
+	Counters   func() map[string]uint64 // the box's counters for each heartbeat; may be nil; the map is copied
+	Logger     *slog.Logger             // default slog.Default()
 	// NATSOptions are added to the connection's options (credentials, TLS).
 	NATSOptions []nats.Option
 }
