@@ -67,7 +67,7 @@ func TestAppendReopenOrder(t *testing.T) {
 
 func sids(t *testing.T, s *Spool) []int {
 	t.Helper()
-	pend, err := s.Pending(1000)
+	pend, err := s.Pending(1 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}
