@@ -267,6 +267,32 @@ func (m *Monitor) reject(msg *nats.Msg, box, why string) {
 	msg.Term()
 }
 
+// decodeAlert turns a message body from subject utm.alerts.<box> into the
+// event to store, or returns nil and why it is rejected (a reason without
+// the message's content). Only fields of alert.Event survive. claimed is
+// the box id the body named when it differs from the subject's, which
+// wins: the subject is what NATS permissions can bind to a box's
+// credentials.
+func decodeAlert(box string, data []byte) (ev *alert.Event, claimed, why string) {
+	if box == "" || strings.ContainsAny(box, " \t\r\n") {
+		return nil, "", "bad subject"
+	}
+	ev = new(alert.Event)
+	if err := json.Unmarshal(data, ev); err != nil {
+		return nil, "", "not an alert.Event JSON object"
+	}
+	if ev.ID == "" {
+		return nil, "", "no id"
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, "", err.Error()
+	}
+	if ev.BoxID != box {
+		claimed, ev.BoxID = ev.BoxID, box
+	}
+	return ev, claimed, ""
+}
+
 func (m *Monitor) onAlert(msg *nats.Msg) {
 	m.handling.Lock()
 	defer m.handling.Unlock()
@@ -274,28 +300,15 @@ func (m *Monitor) onAlert(msg *nats.Msg) {
 		return // not acked: redelivered to the next start
 	}
 	box := strings.TrimPrefix(msg.Subject, alertPrefix)
-	var ev alert.Event
-	if err := json.Unmarshal(msg.Data, &ev); err != nil {
-		m.reject(msg, box, "not an alert.Event JSON object")
+	ev, claimed, why := decodeAlert(box, msg.Data)
+	if ev == nil {
+		m.reject(msg, box, why)
 		return
 	}
-	if ev.ID == "" {
-		m.reject(msg, box, "no id")
-		return
+	if claimed != "" {
+		m.log.Warn("alert names another box than its subject; filed under the subject's box", "box", box, "claimed", claimed, "id", ev.ID)
 	}
-	if err := ev.Validate(); err != nil {
-		m.reject(msg, box, err.Error())
-		return
-	}
-	if ev.BoxID != box {
-		// The subject is what NATS permissions can bind to a box's
-		// credentials; the body only repeats it.
-		if ev.BoxID != "" {
-			m.log.Warn("alert names another box than its subject; filed under the subject's box", "box", box, "claimed", ev.BoxID, "id", ev.ID)
-		}
-		ev.BoxID = box
-	}
-	rec, added, err := m.st.add(&ev, time.Now())
+	rec, added, err := m.st.add(ev, time.Now())
 	if err != nil {
 		m.log.Error("cannot store an alert; it stays in the stream and is redelivered (check free disk space for --data)", "box", box, "id", ev.ID, "err", err)
 		msg.NakWithDelay(time.Second)

@@ -15,7 +15,7 @@ import (
 
 var (
 	bucketAlerts = []byte("alerts") // seq -> Record JSON
-	bucketIDs    = []byte("ids")    // box \x00 id -> seq: exactly-once
+	bucketIDs    = []byte("ids")    // idKey(box, id) -> seq: exactly-once
 	bucketBoxes  = []byte("boxes")  // box -> Box JSON
 )
 
@@ -79,7 +79,7 @@ func (s *store) add(ev *alert.Event, received time.Time) (Record, bool, error) {
 	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIDs)
-		key := []byte(ev.BoxID + "\x00" + ev.ID)
+		key := idKey(ev.BoxID, ev.ID)
 		if ids.Get(key) != nil {
 			return nil
 		}
@@ -102,6 +102,13 @@ func (s *store) add(ev *alert.Event, received time.Time) (Record, bool, error) {
 		return ids.Put(key, k[:])
 	})
 	return rec, added, err
+}
+
+// idKey is the dedupe key: the box id's length, the box id, the alert id,
+// so no (box, id) pair can collide with another.
+func idKey(box, id string) []byte {
+	k := binary.AppendUvarint(nil, uint64(len(box)))
+	return append(append(k, box...), id...)
 }
 
 // alerts returns stored alerts with seq > since, oldest first, at most max.
