@@ -69,7 +69,8 @@ type Uplink struct {
 	start  time.Time
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wake   chan struct{} // signalled on reconnect
+	wake   chan struct{} // signalled on (re)connect: send spooled alerts
+	hbWake chan struct{} // signalled on (re)connect: say hello at once
 
 	mu                 sync.Mutex
 	published, retries uint64
@@ -90,7 +91,7 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger
-	wake := make(chan struct{}, 1)
+	wake, hbWake := make(chan struct{}, 1), make(chan struct{}, 1)
 	opts := append([]nats.Option{
 		nats.Name("utmd " + cfg.BoxID),
 		nats.RetryOnFailedConnect(true),
@@ -103,10 +104,12 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("connected to the monitor's NATS again; sending spooled alerts", "url", nc.ConnectedUrl())
 			poke(wake)
+			poke(hbWake)
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			log.Info("connected to the monitor's NATS", "url", nc.ConnectedUrl())
 			poke(wake)
+			poke(hbWake)
 		}),
 	}, cfg.NATSOptions...)
 	nc, err := nats.Connect(cfg.URL, opts...)
@@ -119,7 +122,7 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		return nil, fmt.Errorf("uplink: jetstream: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	u := &Uplink{cfg: cfg, sp: sp, nc: nc, js: js, log: log, start: time.Now(), cancel: cancel, wake: wake}
+	u := &Uplink{cfg: cfg, sp: sp, nc: nc, js: js, log: log, start: time.Now(), cancel: cancel, wake: wake, hbWake: hbWake}
 	u.wg.Add(2)
 	go u.sendLoop(ctx)
 	go u.heartbeatLoop(ctx)
@@ -231,6 +234,7 @@ func (u *Uplink) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-u.hbWake:
 		}
 	}
 }

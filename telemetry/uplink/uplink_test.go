@@ -237,6 +237,7 @@ func TestStartWhileNATSDown(t *testing.T) {
 	m := startMonitor(t, filepath.Join(dir, "monitor"), listen)
 	defer m.Close()
 	exactlyOnce(t, delivered(t, m, sp), want)
+	waitFor(t, "heartbeats", func() bool { b := m.Boxes(); return len(b) == 1 && b[0].Online && b[0].Heartbeat != nil })
 }
 
 // TestLostAck: a box whose publish reached the stream but whose ack was
