@@ -1,0 +1,51 @@
+package lab
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand"
+)
+
+// Canaries are planted in every payload the lab sends: request headers and
+// bodies, response headers and bodies. None may ever appear in an alert,
+// eve.json, a log line or the monitor's store.
+var Canaries = []string{
+	CanaryRequestHeader, CanaryResponseHeader, CanaryPage, CanaryBig, CanaryEICARPage, CanaryExploit,
+}
+
+// The canaries, one per place they are planted.
+const (
+	CanaryRequestHeader  = "CANARY-reqhdr-4f1a9c"
+	CanaryResponseHeader = "CANARY-resphdr-77b0e2"
+	CanaryPage           = "CANARY-page-1d6e3f"
+	CanaryBig            = "CANARY-bigbody-9a2c55"
+	CanaryEICARPage      = "CANARY-eicar-5b8d10"
+	CanaryExploit        = "CANARY-exploit-c3e7a4"
+)
+
+// EICAR is the anti-malware test file, assembled so this source is not
+// itself flagged by scanners.
+var EICAR = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$` + `EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`)
+
+// BigBody returns size deterministic pseudo-random bytes with CanaryBig
+// planted every 64 KiB: what the lab web server sends for /big.bin.
+func BigBody(size int) []byte {
+	b := make([]byte, size)
+	rand.New(rand.NewSource(int64(size))).Read(b)
+	for off := 0; off+len(CanaryBig) <= size; off += 64 << 10 {
+		copy(b[off:], CanaryBig)
+	}
+	return b
+}
+
+// SHA256 returns the hex SHA-256 of b.
+func SHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Page is the benign page the lab web server sends for /index.html.
+func Page() []byte {
+	return []byte("<!doctype html><html><head><title>Lab office intranet</title></head><body><h1>Welcome</h1><p>Nothing to see here " +
+		CanaryPage + "</p></body></html>\n")
+}
