@@ -96,6 +96,8 @@ func (e *Engine) release(f *flow.Flow) {
 	for d := range st.file {
 		e.dropFile(&st.file[d])
 	}
+	st.tcp[0].Reset() // out-of-order pages back to the pool
+	st.tcp[1].Reset()
 	f.Ext = nil
 	st.f = nil
 	st.app, st.blocked, st.established, st.midstream, st.synAck = appUnknown, false, false, false, false

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
 	"os"
@@ -48,6 +49,11 @@ type Config struct {
 	Queue       uint16
 	MaxQueueLen uint32 // packets the kernel holds for us; default 4096
 	FailOpen    bool   // accept when the queue is full (always true in the box); NFQA_CFG_F_FAIL_OPEN
+	// ReadBuffer is the netlink socket's receive buffer in bytes; default
+	// 8 MiB. The kernel copies each queued packet into it; when it is full
+	// the packet is accepted uninspected (fail-open) or dropped, so it must
+	// hold a burst of MaxQueueLen packets.
+	ReadBuffer int
 	// NetNS, when nonzero, is a network namespace file descriptor to open
 	// the queue in (queues are per namespace); 0 is the caller's.
 	NetNS  int
@@ -98,6 +104,12 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nfq: open queue %d: %w (run as root or with CAP_NET_ADMIN; is another utmd running?)", cfg.Queue, err)
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = 8 << 20
+	}
+	if err := setReadBuffer(nf.Con, cfg.ReadBuffer); err != nil {
+		cfg.Logger.Warn("nfq: cannot size the socket receive buffer; bursts may pass uninspected", "want_bytes", cfg.ReadBuffer, "err", err)
 	}
 	// Without this a burst that overflows the socket buffer ends the
 	// reader with ENOBUFS; with it the kernel drops (fail-open accepts).
@@ -219,4 +231,21 @@ func (q *Queue) Close() error {
 	}
 	q.mu.Unlock()
 	return q.nf.Close()
+}
+
+// setReadBuffer sizes the socket's receive buffer, beyond net.core.rmem_max
+// when the process has CAP_NET_ADMIN (SO_RCVBUFFORCE).
+func setReadBuffer(c *netlink.Conn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	})
+	if err == nil && serr == nil {
+		return nil
+	}
+	return c.SetReadBuffer(n)
 }

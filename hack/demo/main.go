@@ -66,6 +66,19 @@ func run(bin, dir string) int {
 	time.Sleep(300 * time.Millisecond)
 	w.Stop()
 	ok := lab.PrintSummary(os.Stdout, res)
+	leaks, err := l.ScanLeaks()
+	switch {
+	case err != nil:
+		fmt.Printf("\nPrivacy check could not run: %v\n", err)
+		ok = false
+	case len(leaks) > 0:
+		for _, lk := range leaks {
+			fmt.Printf("\nPRIVACY LEAK: %q found in %s\n", lk.Canary, lk.Where)
+		}
+		ok = false
+	default:
+		fmt.Printf("\nPrivacy check: none of the %d payload canaries is in the alerts, logs, spool or monitor store.\n", len(lab.Forbidden()))
+	}
 	fmt.Printf("\nAlerts received by the monitor: %d. Portal: %s (from this machine)\n", w.Count(), lab.PortalURL)
 	fmt.Printf("Logs and eve.json: %s\n", dir)
 	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

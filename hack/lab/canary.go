@@ -1,9 +1,14 @@
 package lab
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
 // Canaries are planted in every payload the lab sends: request headers and
@@ -48,4 +53,57 @@ func SHA256(b []byte) string {
 func Page() []byte {
 	return []byte("<!doctype html><html><head><title>Lab office intranet</title></head><body><h1>Welcome</h1><p>Nothing to see here " +
 		CanaryPage + "</p></body></html>\n")
+}
+
+// Leak is a canary found where only metadata may be.
+type Leak struct {
+	Where  string // file path or portal URL
+	Canary string
+}
+
+// Forbidden is every string that must never leave the packet path: the
+// canaries, the EICAR body and the exploit's payload.
+func Forbidden() []string {
+	return append(append([]string(nil), Canaries...), string(EICAR[:20]), "${jndi:", "jndi:ldap")
+}
+
+// ScanLeaks looks for Forbidden strings in everything the product wrote
+// under the lab's directory (utmd's and the monitor's logs, eve.json, the
+// box's bbolt spool, the monitor's store and JetStream files) and in what
+// the portal serves. labhost's own log is the internet's, not ours, and
+// is skipped.
+func (l *Lab) ScanLeaks() ([]Leak, error) {
+	var leaks []Leak
+	check := func(where string, b []byte) {
+		for _, s := range Forbidden() {
+			if bytes.Contains(b, []byte(s)) {
+				leaks = append(leaks, Leak{where, s})
+			}
+		}
+	}
+	err := filepath.WalkDir(l.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), "labhost") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		check(path, b)
+		return nil
+	})
+	if err != nil {
+		return leaks, err
+	}
+	for _, u := range []string{PortalURL, PortalURL + "api/alerts", PortalURL + "api/boxes"} {
+		b, err := Get(u)
+		if err != nil {
+			return leaks, err
+		}
+		check(u, b)
+	}
+	return leaks, nil
 }
