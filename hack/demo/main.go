@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/hack/lab"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -81,7 +82,7 @@ func run(bin, dir string) int {
 	}
 	fmt.Printf("\nAlerts received by the monitor: %d. Portal: %s (from this machine)\n", w.Count(), lab.PortalURL)
 	fmt.Printf("Logs and eve.json: %s\n", dir)
-	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+	if isTerminal(os.Stdin) {
 		fmt.Println("The lab stays up for exploring, e.g.:")
 		fmt.Printf("  ip netns exec %s %s/labhost fetch http://%s/eicar.com\n", lab.NSClient, abs, lab.WebDomain)
 		fmt.Println("Press Ctrl-C to tear it down.")
@@ -93,4 +94,11 @@ func run(bin, dir string) int {
 	}
 	fmt.Println("\nAll four cases behaved as expected.")
 	return 0
+}
+
+// isTerminal reports whether f is a terminal (not merely a character
+// device: /dev/null is one too).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
