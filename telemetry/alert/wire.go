@@ -10,7 +10,7 @@ const (
 	// AlertSubjects is the stream's subject filter.
 	AlertSubjects = "utm.alerts.>"
 	// HeartbeatSubjects matches every box's heartbeat.
-	HeartbeatSubjects = "utm.heartbeat.*"
+	HeartbeatSubjects = "utm.heartbeat.>"
 )
 
 // AlertSubject is where box publishes its alerts.

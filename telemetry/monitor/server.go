@@ -28,8 +28,6 @@ const Consumer = "monitor"
 const (
 	alertPrefix     = "utm.alerts."
 	heartbeatPrefix = "utm.heartbeat."
-	// heartbeatFilter takes box ids with dots too (alerts use ">" as well).
-	heartbeatFilter = "utm.heartbeat.>"
 )
 
 // Errors returned by Start (wrapped, with what to do).
@@ -157,7 +155,7 @@ func Start(cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: alert consumer %q: %v", ErrNATS, Consumer, err)
 	}
-	m.hbSub, err = m.nc.Subscribe(heartbeatFilter, m.onHeartbeat)
+	m.hbSub, err = m.nc.Subscribe(alert.HeartbeatSubjects, m.onHeartbeat)
 	if err != nil {
 		return nil, fmt.Errorf("%w: heartbeat subscription: %v", ErrNATS, err)
 	}
