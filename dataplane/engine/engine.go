@@ -23,6 +23,11 @@ const (
 	Accept Verdict = iota
 	Drop           // drop this packet and the rest of its flow
 	Reject         // Drop, and reset both ends of a TCP connection
+	// Bypass accepts the packet and says the flow needs no more
+	// inspection: the caller may have the kernel stop queueing it
+	// (conntrack mark). Packets of a bypassed flow that still arrive are
+	// accepted and counted, not inspected.
+	Bypass
 )
 
 func (v Verdict) String() string {
@@ -33,6 +38,8 @@ func (v Verdict) String() string {
 		return "drop"
 	case Reject:
 		return "reject"
+	case Bypass:
+		return "bypass"
 	}
 	return "unknown"
 }
@@ -61,9 +68,13 @@ type Config struct {
 	// (the kernel already validated what it forwards, so what fails here is
 	// crafted). Set MalformedAccept to let them through.
 	MalformedAccept bool
-	Sink            Sink
-	Reset           Resetter // nil: Reject behaves as Drop (replay)
-	Logger          *slog.Logger
+	// InspectNone decodes and tracks flows but inspects nothing and
+	// accepts every packet: the baseline benchmarks compare with
+	// (utmd --inspect=none).
+	InspectNone bool
+	Sink        Sink
+	Reset       Resetter // nil: Reject behaves as Drop (replay)
+	Logger      *slog.Logger
 }
 
 // Engine inspects packets. See the package documentation.
@@ -184,6 +195,9 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 		}
 	}
 	dir := f.Dir(p)
+	if e.cfg.InspectNone {
+		return e.count(Accept)
+	}
 	e.cur = pktCtx{st: st, dir: dir}
 	if st.blocked {
 		return e.count(Drop)
@@ -219,6 +233,9 @@ func (e *Engine) count(v Verdict) Verdict {
 		e.stats.Dropped.Add(1)
 	case Reject:
 		e.stats.Rejected.Add(1)
+	case Bypass:
+		e.stats.Accepted.Add(1)
+		e.stats.Bypassed.Add(1)
 	}
 	return v
 }

@@ -11,6 +11,7 @@ import (
 type Stats struct {
 	Packets, Bytes                      atomic.Uint64
 	Accepted, Dropped, Rejected         atomic.Uint64
+	Bypassed                            atomic.Uint64 // Bypass verdicts (also counted in Accepted)
 	Malformed, Truncated, Unsupported   atomic.Uint64
 	Fragments                           atomic.Uint64
 	Flows, FlowsBlocked, FlowTableFull  atomic.Uint64
@@ -49,6 +50,7 @@ func (e *Engine) Counters() map[string]uint64 {
 	s := &e.stats
 	return map[string]uint64{
 		"packets":         s.Packets.Load(),
+		"bypassed":        s.Bypassed.Load(),
 		"bytes":           s.Bytes.Load(),
 		"accepted":        s.Accepted.Load(),
 		"dropped":         s.Dropped.Load(),

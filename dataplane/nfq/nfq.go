@@ -42,6 +42,10 @@ type Verdict uint8
 const (
 	Accept Verdict = iota
 	Drop
+	// Bypass accepts the packet and has the kernel stop queueing its
+	// connection: the steering rules accept connections carrying the
+	// bypass conntrack mark before NFQUEUE (see board/steer).
+	Bypass
 )
 
 // Config configures a queue.

@@ -39,7 +39,7 @@ func File(path string, eng *engine.Engine) (Result, error) {
 		}
 		res.Packets++
 		switch eng.Process(ts, pkt) {
-		case engine.Accept:
+		case engine.Accept, engine.Bypass:
 			res.Accepted++
 		case engine.Drop:
 			res.Dropped++

@@ -121,8 +121,11 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 
 	q, err := nfq.Open(nfq.Config{Queue: prof.Queue, MaxQueueLen: prof.QueueLen, FailOpen: true, Logger: log},
 		func(pkt []byte) nfq.Verdict {
-			if eng.Process(time.Now(), pkt) == engine.Accept {
+			switch eng.Process(time.Now(), pkt) {
+			case engine.Accept:
 				return nfq.Accept
+			case engine.Bypass:
+				return nfq.Bypass
 			}
 			return nfq.Drop
 		})
