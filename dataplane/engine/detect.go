@@ -72,6 +72,9 @@ func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, me
 	}
 	for _, r := range e.matches {
 		if r.Action == rules.Pass {
+			// Suricata's pass: no alert, and the flow needs no more
+			// inspection.
+			e.bypassFlow(st, &e.stats.Stream.BypassPass)
 			return
 		}
 	}

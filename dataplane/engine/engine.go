@@ -10,6 +10,7 @@ import (
 	"github.com/openutm/utm/dataplane/dnsmsg"
 	"github.com/openutm/utm/dataplane/flow"
 	"github.com/openutm/utm/dataplane/packet"
+	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/signatures/bundle"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
@@ -60,8 +61,15 @@ type Resetter interface {
 
 // Config configures an Engine. Zero values take the defaults noted.
 type Config struct {
-	MaxFlows     int   // default 65536
-	StreamBuffer int   // out-of-order bytes buffered per direction, default 256 KiB
+	MaxFlows     int // default 65536
+	StreamBuffer int // out-of-order bytes buffered per direction, default 256 KiB
+	// StreamDepth is how many bytes of each direction of a TCP flow are
+	// inspected before the flow is bypassed (see the package doc for the
+	// per-protocol table); default 1 MiB, negative: never bypass by depth.
+	StreamDepth int
+	// StreamMemory caps the reassembly memory of all flows (out-of-order
+	// pages, retransmission history); default 128 MiB.
+	StreamMemory int
 	MaxScanSize  int   // bytes of a file kept for scanning, default 16 MiB
 	MaxScanTotal int64 // bytes of all files kept for scanning, default 256 MiB
 	// Malformed is the verdict for packets that do not decode; default Drop
@@ -97,6 +105,7 @@ type Engine struct {
 	lastExpire time.Time
 	learned    map[learnKey]learned
 	fileMem    int64
+	streamMem  stream.Budget
 	pool       sync.Pool // *flowState
 	releaseFn  func(*flow.Flow)
 }
@@ -106,6 +115,7 @@ type pktCtx struct {
 	st      *flowState
 	dir     int // 0 to server, 1 to client
 	verdict Verdict
+	discard bool // drop this packet only (stream normalisation); the flow goes on
 }
 
 type learnKey struct{ client, addr netip.Addr }
@@ -123,6 +133,12 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if cfg.StreamBuffer <= 0 {
 		cfg.StreamBuffer = 256 << 10
+	}
+	if cfg.StreamMemory <= 0 {
+		cfg.StreamMemory = 128 << 20
+	}
+	if cfg.StreamDepth == 0 {
+		cfg.StreamDepth = 1 << 20
 	}
 	if cfg.MaxScanSize <= 0 {
 		cfg.MaxScanSize = 16 << 20
@@ -142,6 +158,7 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 		learned: make(map[learnKey]learned),
 	}
 	e.releaseFn = e.release
+	e.streamMem.Max = cfg.StreamMemory
 	e.bundle.Store(b)
 	return e
 }
@@ -202,6 +219,10 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	if st.blocked {
 		return e.count(Drop)
 	}
+	if st.bypass {
+		e.cur = pktCtx{}
+		return e.count(Bypass)
+	}
 	b := e.bundle.Load()
 	if created && dir == 0 {
 		e.checkDestination(b, st)
@@ -214,13 +235,10 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 			e.udp(b, st, dir)
 		}
 	}
-	if e.cur.verdict == Accept && len(p.Payload) > 0 {
+	if e.cur.verdict == Accept && !e.cur.discard && len(p.Payload) > 0 {
 		e.matchPayload(b, st, dir)
 	}
-	v := e.cur.verdict
-	if v != Accept {
-		e.block(st, dir, v)
-	}
+	v := e.settle(st, dir)
 	e.cur = pktCtx{}
 	return e.count(v)
 }

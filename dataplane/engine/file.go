@@ -21,6 +21,7 @@ type fileState struct {
 	size      int64
 	buf       *[]byte // bytes kept for scanning; nil when none
 	overflow  bool    // more than MaxScanSize or the total budget
+	gap       bool    // bytes of the transfer were never seen (stream gap)
 	md5, sha1 hash.Hash
 	sha256    hash.Hash
 	sum       [sha256.Size]byte
@@ -33,7 +34,7 @@ func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
 	f.meta = meta
 	f.size = 0
-	f.overflow = false
+	f.overflow, f.gap = false, false
 	if f.md5 == nil {
 		f.md5, f.sha1, f.sha256 = md5.New(), sha1.New(), sha256.New()
 	} else {
@@ -101,9 +102,10 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	if len(data) > 0 {
 		info.Magic = http.DetectContentType(data)
 	}
-	if f.overflow {
-		// Only the first MaxScanSize bytes were kept: scan those, and say
-		// the rest went unscanned.
+	if f.overflow || f.gap {
+		// Only the first MaxScanSize bytes were kept, or a stream gap cut
+		// the transfer: scan what was kept, and say the rest went
+		// unscanned.
 		e.stats.FilesPartial.Add(1)
 		info.Verdict = "partially-scanned"
 	}

@@ -17,6 +17,7 @@ const (
 	appHTTP
 	appDNS
 	appOpaque // not a protocol we parse: only packet rules and intel apply
+	appTLS    // TLS records: followed until both sides encrypt, then bypassed
 )
 
 func (a appProto) String() string {
@@ -25,6 +26,8 @@ func (a appProto) String() string {
 		return "http"
 	case appDNS:
 		return "dns"
+	case appTLS:
+		return "tls"
 	}
 	return ""
 }
@@ -42,8 +45,16 @@ type flowState struct {
 
 	tcp     [2]stream.Stream
 	tcpInit [2]bool
-	fin     [2]bool
-	deliver [2]func([]byte)
+	fin     [2]bool   // a FIN was taken in this direction
+	finSeq  [2]uint32 // the FIN's sequence number: no data may pass it
+	closed  [2]bool   // the stream reached its FIN
+	rst     bool      // a valid RST ended the connection
+	bypass  bool      // needs no more inspection (evasion.go)
+	recv    [2]dirRecv
+	depth   [2]int // bytes delivered or skipped per direction
+	tls     [2]tlsRecords
+	tiny    int  // tiny client segments before the first request
+	reqSeen bool // a request header block completed
 
 	http    http1.Parser
 	reqs    [4]reqMeta // requests waiting for their response, FIFO
@@ -72,8 +83,8 @@ func (e *Engine) newFlowState(f *flow.Flow) *flowState {
 	st, _ := e.pool.Get().(*flowState)
 	if st == nil {
 		st = &flowState{e: e}
-		st.deliver[0] = func(b []byte) { st.data(0, b) }
-		st.deliver[1] = func(b []byte) { st.data(1, b) }
+		st.recv[0] = dirRecv{st, 0}
+		st.recv[1] = dirRecv{st, 1}
 		st.alerted = make([]int, 0, 4)
 	}
 	st.f = f
@@ -88,9 +99,11 @@ func (e *Engine) release(f *flow.Flow) {
 	if st == nil {
 		return
 	}
-	if st.app == appHTTP {
+	if !st.blocked && !st.bypass && !st.rst {
+		// The flow ends: bytes still buffered behind a hole are inspected
+		// (the hole becomes a gap), and an HTTP connection ends.
 		e.cur = pktCtx{st: st}
-		st.http.Close()
+		e.closeStreams(st)
 		e.cur = pktCtx{}
 	}
 	for d := range st.file {
@@ -102,7 +115,10 @@ func (e *Engine) release(f *flow.Flow) {
 	st.f = nil
 	st.app, st.blocked, st.established, st.midstream, st.synAck = appUnknown, false, false, false, false
 	st.tcpInit = [2]bool{}
-	st.fin = [2]bool{}
+	st.fin, st.closed, st.finSeq = [2]bool{}, [2]bool{}, [2]uint32{}
+	st.rst, st.bypass, st.reqSeen, st.tiny = false, false, false, 0
+	st.depth = [2]int{}
+	st.tls = [2]tlsRecords{}
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	e.pool.Put(st)
@@ -127,16 +143,29 @@ func (st *flowState) alertedOnce(sid int) bool {
 	return false
 }
 
+// tcp follows a TCP segment through the normalisation policy of the package
+// doc: what the stream refuses, and data after the connection's end, is
+// dropped (this packet only); everything else is reassembled and inspected
+// before the packet is released.
 func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 	p := &e.p
 	flags := p.TCPFlags
 	if flags&packet.FlagSYN != 0 {
 		if !st.tcpInit[dir] {
-			st.tcp[dir].Init(p.Seq+1, e.cfg.StreamBuffer)
+			st.tcp[dir].Init(p.Seq+1, e.streamConfig())
 			st.tcpInit[dir] = true
 		}
 		if dir == 1 && flags&packet.FlagACK != 0 {
 			st.synAck = true
+		}
+		return
+	}
+	if st.rst {
+		// The connection was reset: its data is not taken into the
+		// streams, and not let through uninspected either.
+		if len(p.Payload) > 0 {
+			e.stats.Stream.AfterClose.Add(1)
+			e.discard()
 		}
 		return
 	}
@@ -147,7 +176,7 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 		// We did not see this direction start (the engine restarted, or
 		// the flow table evicted it): follow from here but do not parse
 		// the application protocol from the middle of a message.
-		st.tcp[dir].Init(p.Seq, e.cfg.StreamBuffer)
+		st.tcp[dir].Init(p.Seq, e.streamConfig())
 		st.tcpInit[dir] = true
 		st.midstream = true
 		st.established = true
@@ -156,14 +185,70 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 			e.stats.Midstream.Add(1)
 		}
 	}
-	if len(p.Payload) > 0 {
-		res := st.tcp[dir].Push(p.Seq, p.Payload, st.deliver[dir])
-		if res == stream.Overflow {
-			e.stats.StreamOverflow.Add(1)
+	s := &st.tcp[dir]
+	if flags&packet.FlagRST != 0 {
+		// RFC 5961: a reset counts only at exactly the next expected byte
+		// (Linux answers others with a challenge ACK). A forged one with
+		// another seq changes nothing here.
+		if p.Seq != s.Next() {
+			e.stats.Stream.BadRST.Add(1)
+			return
+		}
+		st.rst = true
+		e.closeStreams(st)
+		return
+	}
+	if flags&packet.FlagACK != 0 {
+		// The receiver's acknowledgement of the other direction: bytes it
+		// holds that the engine never saw become a gap.
+		if o := 1 - dir; st.tcpInit[o] {
+			ack := p.Ack
+			if st.fin[o] && int32(ack-st.finSeq[o]) > 0 {
+				ack = st.finSeq[o] // the FIN takes a sequence number, not a byte
+			}
+			st.tcp[o].Acked(ack, &st.recv[o])
 		}
 	}
-	if flags&(packet.FlagFIN|packet.FlagRST) != 0 && !st.fin[dir] {
+	if n := len(p.Payload); n > 0 {
+		switch {
+		case flags&packet.FlagURG != 0:
+			// Urgent data: a receiver takes the byte at the urgent pointer
+			// out of the stream (or not, with SO_OOBINLINE), so the bytes
+			// it reads cannot be known here. Nothing legitimate needs it
+			// any more (RFC 6093): drop the segment.
+			e.stats.Stream.Urgent.Add(1)
+			e.streamAlert(st, dir, sidStreamUrgent)
+			e.discard()
+			return
+		case st.fin[dir] && int32(p.Seq+uint32(n)-st.finSeq[dir]) > 0:
+			e.stats.Stream.AfterClose.Add(1) // data past the FIN
+			e.discard()
+			return
+		}
+		if dir == 0 && n < tinySegment && !st.reqSeen && st.tiny <= tinyFlowCount && st.depth[0] < tinyWindowSize {
+			if st.tiny++; st.tiny > tinyFlowCount {
+				e.stats.Stream.TinySegmentFlows.Add(1)
+			}
+		}
+		switch s.Push(p.Seq, p.Payload, &st.recv[dir]) {
+		case stream.Overflow:
+			e.stats.StreamOverflow.Add(1)
+			e.discard()
+			return
+		case stream.Conflict:
+			e.stats.Stream.Conflicts.Add(1)
+			e.streamAlert(st, dir, sidStreamConflict)
+			e.discard()
+			return
+		}
+	}
+	if flags&packet.FlagFIN != 0 && !st.fin[dir] {
 		st.fin[dir] = true
+		st.finSeq[dir] = p.Seq + uint32(len(p.Payload))
+	}
+	if st.fin[dir] && !st.closed[dir] && s.Next() == st.finSeq[dir] {
+		// Every byte before the FIN was inspected.
+		st.closed[dir] = true
 		if st.app == appHTTP {
 			// A body delimited by the close ends here; this packet is held
 			// until the file's verdict.
@@ -175,18 +260,29 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 // data receives in-order stream bytes of direction d.
 func (st *flowState) data(d int, b []byte) {
 	e := st.e
+	st.depth[d] += len(b)
 	if st.app == appUnknown {
-		if d == 0 && looksHTTP(b) {
+		switch {
+		case d == 0 && looksHTTP(b):
 			st.app = appHTTP
 			st.http.Init(st)
-		} else {
+		case d == 0 && looksTLS(b):
+			st.app = appTLS
+		default:
 			st.app = appOpaque
 		}
 	}
-	if st.app != appHTTP || e.cur.verdict != Accept {
+	if e.cur.verdict != Accept {
 		return
 	}
-	st.http.Feed(http1.Dir(d), b)
+	switch st.app {
+	case appHTTP:
+		st.http.Feed(http1.Dir(d), b)
+	case appTLS:
+		if !st.tls[d].feed(b) {
+			st.app = appOpaque // not TLS after all: inspected to the stream depth
+		}
+	}
 }
 
 var httpMethods = [][]byte{

@@ -16,6 +16,7 @@ func (st *flowState) Request(r *http1.Request) {
 	m := &st.reqs[(st.reqHead+st.reqN)%len(st.reqs)]
 	m.set(r)
 	st.reqN++
+	st.reqSeen = true
 	e.stats.HTTPRequests.Add(1)
 
 	if b.Intel != nil && len(r.Host) > 0 {
