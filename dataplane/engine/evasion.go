@@ -3,6 +3,7 @@ package engine
 import (
 	"sync/atomic"
 
+	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -64,7 +65,11 @@ func (st *flowState) gap(d, n int) {
 	st.depth[d] += n
 	if st.app == appHTTP {
 		for i := range st.file {
-			if f := &st.file[i]; f.active {
+			f := &st.file[i]
+			if !f.active && st.http.InBody(http1.Dir(i)) {
+				st.Body(http1.Dir(i), nil) // a body whose first bytes were lost
+			}
+			if f.active {
 				f.gap = true
 				e.endFile(st, i, f, false)
 			}
