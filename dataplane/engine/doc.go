@@ -16,8 +16,22 @@
 // flow is dropped, so the client never holds the whole file.
 //
 // Verdicts: Accept; Drop (this packet and the rest of the flow, silently:
-// the Suricata drop action); Reject (Drop plus TCP resets to both ends,
-// injected through Config.Reset).
+// the Suricata drop action; or this packet only when TCP normalisation
+// refuses it: a conflicting copy, urgent data, data after the end, a full
+// reassembly buffer); Reject (Drop plus TCP resets to both ends, injected
+// through Config.Reset); Bypass (accept, and the flow needs no more
+// inspection).
+//
+// TCP is reassembled and normalised as the stream package documents (first
+// data wins, gaps declared, never stalled). Per-flow bypass (evasion.go):
+//
+//	opaque / unknown   at StreamDepth (default 1 MiB) in either direction
+//	HTTP               at StreamDepth, but not while a file is kept for
+//	                   scanning (up to MaxScanSize; past it the kept part is
+//	                   scanned, reported partial, then the flow is bypassed)
+//	TLS                once both sides sent ChangeCipherSpec or application data
+//	any (TCP, UDP)     when a pass rule matches
+//	DNS                n/a (datagrams, not bypassed)
 //
 // Detections the engine raises itself (gid 1):
 //
@@ -26,6 +40,8 @@
 //	2220002  C&C: connection to a listed address                 ★★★ blocked
 //	2220003  C&C: connection to an address of a listed domain    ★★★ blocked
 //	2220004  C&C: HTTP request to a listed host                  ★★★ blocked
+//	2230010  STREAM: conflicting retransmission (evasion)        ★★  packet dropped
+//	2230011  STREAM: urgent data (evasion)                       ★   packet dropped
 //
 // Cost: Process does not allocate for packets of known flows on the accept
 // path (AllocsPerRun in the tests). Allocation happens per new flow (pooled
