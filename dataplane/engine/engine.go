@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openutm/utm/dataplane/defrag"
 	"github.com/openutm/utm/dataplane/dnsmsg"
 	"github.com/openutm/utm/dataplane/flow"
 	"github.com/openutm/utm/dataplane/packet"
@@ -80,6 +81,7 @@ type Config struct {
 	// accepts every packet: the baseline benchmarks compare with
 	// (utmd --inspect=none).
 	InspectNone bool
+	Defrag      defrag.Config // fragment reassembly caps and timeouts (fragment.go)
 	Sink        Sink
 	Reset       Resetter // nil: Reject behaves as Drop (replay)
 	Logger      *slog.Logger
@@ -103,6 +105,8 @@ type Engine struct {
 	cur     pktCtx
 
 	lastExpire time.Time
+	defrag     *defrag.Reassembler // made at the first fragment
+	inDatagram bool                // Process runs on a reassembled datagram
 	learned    map[learnKey]learned
 	fileMem    int64
 	streamMem  stream.Budget
@@ -187,10 +191,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	}
 	p := &e.p
 	if p.Fragment {
-		// Reassembly of fragments comes with the packet-engine issue; until
-		// then they pass uninspected and are counted.
-		e.stats.Fragments.Add(1)
-		return e.count(Accept)
+		return e.fragment(ts, pkt) // fragment.go
 	}
 	switch p.Proto {
 	case 6, 17:

@@ -14,6 +14,7 @@ type Stats struct {
 	Bypassed                            atomic.Uint64 // Bypass verdicts (also counted in Accepted)
 	Malformed, Truncated, Unsupported   atomic.Uint64
 	Fragments                           atomic.Uint64
+	Frag                                FragStats // fragment reassembly (fragment.go)
 	Flows, FlowsBlocked, FlowTableFull  atomic.Uint64
 	Midstream, StreamOverflow           atomic.Uint64
 	Stream                              StreamStats // reassembly evasion and bypass (evasion.go)
@@ -60,6 +61,12 @@ func (e *Engine) Counters() map[string]uint64 {
 		"truncated":          s.Truncated.Load(),
 		"unsupported":        s.Unsupported.Load(),
 		"fragments":          s.Fragments.Load(),
+		"reassembled":        s.Frag.Reassembled.Load(),
+		"frag_timeouts":      s.Frag.Timeouts.Load(),
+		"frag_overlaps":      s.Frag.Overlaps.Load(),
+		"frag_conflicts":     s.Frag.Conflicts.Load(),
+		"frag_drop_cap":      s.Frag.DroppedCap.Load(),
+		"frag_drop_bad":      s.Frag.DroppedBad.Load(),
 		"flows":              s.Flows.Load(),
 		"flows_blocked":      s.FlowsBlocked.Load(),
 		"flow_table_full":    s.FlowTableFull.Load(),
