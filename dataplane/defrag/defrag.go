@@ -184,7 +184,6 @@ type Reassembler struct {
 	spareBytes int
 
 	pending *datagram // completed by the last Add: its buffer is the returned datagram
-	f       frag      // scratch
 }
 
 // New returns a Reassembler with cfg.
@@ -234,7 +233,8 @@ func (r *Reassembler) Bytes() int { return r.bytes }
 func (r *Reassembler) Add(now time.Time, pkt []byte) (Result, []byte) {
 	r.settle()
 	r.expire(now)
-	f := &r.f
+	var fr frag // on the stack: pkt is not retained
+	f := &fr
 	res := parse(pkt, f)
 	if res == NotFragment {
 		return NotFragment, nil

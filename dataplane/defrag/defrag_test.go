@@ -462,9 +462,14 @@ func fuzzOne(t *testing.T, in []byte) {
 			res, out := r.Add(now, pkt)
 			held[res]++
 			if res == Complete {
-				if d := p.Decode(out); d == packet.OK && p.Fragment {
-					t.Fatalf("reassembled datagram is a fragment again: %x", out)
+				// Never a fragment again at the IP layer reassembled here
+				// (the decoder may still call it one when it carries a
+				// fragmented IPv4 header in IP-in-IP: the engine drops those).
+				var f frag
+				if res := parse(out, &f); res != NotFragment {
+					t.Fatalf("reassembled datagram is a fragment again (%v): %x", res, out)
 				}
+				p.Decode(out)
 				if out[0]>>4 == 4 && int(binary.BigEndian.Uint16(out[2:])) != len(out) ||
 					out[0]>>4 == 6 && int(binary.BigEndian.Uint16(out[4:]))+40 != len(out) {
 					t.Fatalf("reassembled length field disagrees with %d bytes", len(out))

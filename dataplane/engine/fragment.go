@@ -39,8 +39,10 @@ type FragStats struct {
 func (e *Engine) fragment(ts time.Time, pkt []byte) Verdict {
 	e.stats.Fragments.Add(1)
 	if e.inDatagram {
-		// A reassembled datagram is never a fragment (defrag refuses
-		// nested fragment headers); this is a guard, not a path.
+		// A reassembled datagram is never a fragment itself (defrag
+		// refuses nested fragment headers), but the decoder reads the
+		// inner header of IP-in-IP, which may be a fragment's: dropped,
+		// as below.
 		e.stats.Malformed.Add(1)
 		return e.count(Drop)
 	}
@@ -54,7 +56,9 @@ func (e *Engine) fragment(ts time.Time, pkt []byte) Verdict {
 		return e.count(Accept)
 	case defrag.Complete:
 	case defrag.NotFragment:
-		// The decoder and the reassembler disagree: fail closed.
+		// The decoder saw a fragment the reassembler does not: the
+		// inner IPv4 header of IP-in-IP (IPv4 or IPv6 next header 4) is
+		// a fragment's. Its data cannot be inspected whole: fail closed.
 		e.stats.Malformed.Add(1)
 		return e.count(Drop)
 	default:

@@ -177,3 +177,21 @@ func TestFragmentPathAllocs(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestTunnelledFragmentDropped: the decoder reads the inner header of
+// IP-in-IP; when that is a fragment's, nothing here can reassemble it, and
+// the packet is dropped (fail closed) rather than passed uninspected.
+func TestTunnelledFragmentDropped(t *testing.T) {
+	inner := testpcap.IP(mustAddr("198.18.1.2"), mustAddr("198.18.2.9"), layers.IPProtocolUDP, &layers.UDP{SrcPort: 5000, DstPort: 4000}, bytes.Repeat([]byte("x"), 64))
+	frag := testpcap.Frag4(inner, 9, 0, 32, true)
+	outer := append(append([]byte(nil), inner[:20]...), frag...)
+	outer[9] = 4                                           // IPv4 in IPv4
+	outer = testpcap.Frag4(outer, 1, 0, len(outer), false) // lengths and checksum
+	e := New(Config{}, defaultBundle(t))
+	if v := e.Process(t0, outer); v != Drop {
+		t.Fatalf("IP-in-IP carrying a fragment: %v, want drop", v)
+	}
+	if s := e.Stats(); s.Malformed.Load() != 1 || s.Fragments.Load() != 1 {
+		t.Fatalf("malformed %d, fragments %d; want 1, 1", s.Malformed.Load(), s.Fragments.Load())
+	}
+}
