@@ -15,6 +15,12 @@
 // malicious that packet is dropped, both ends are reset and the rest of the
 // flow is dropped, so the client never holds the whole file.
 //
+// Fragments are reassembled (dataplane/defrag, first data wins): each
+// fragment is accepted as it comes except the one that completes the
+// datagram, which is held while the rebuilt datagram runs through the
+// pipeline and gets its verdict; the receiver can never rebuild a datagram
+// the engine dropped.
+//
 // Verdicts: Accept; Drop (this packet and the rest of the flow, silently:
 // the Suricata drop action; or this packet only when TCP normalisation
 // refuses it: a conflicting copy, urgent data, data after the end, a full

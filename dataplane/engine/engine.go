@@ -300,6 +300,9 @@ func (e *Engine) block(st *flowState, dir int, v Verdict) {
 func (e *Engine) expire(now time.Time) {
 	e.lastExpire = now
 	e.flows.Expire(now, e.releaseFn)
+	if e.defrag != nil {
+		e.defrag.Expire(now) // datagrams that will never complete free their buffers
+	}
 	for k, l := range e.learned {
 		if now.After(l.expires) {
 			delete(e.learned, k)
