@@ -25,7 +25,10 @@ type Profile struct {
 	LAN, WAN string // interface names
 	Queue    uint16 // NFQUEUE number
 	QueueLen uint32 // packets the kernel may hold for the engine
-	Arch     string // "any", "arm64", "amd64"
+	// BypassMark is the conntrack/packet mark bit of connections the
+	// engine no longer inspects (0: the default 0x40000000).
+	BypassMark uint32
+	Arch       string // "any", "arm64", "amd64"
 }
 
 var profiles = map[string]Profile{
@@ -49,4 +52,12 @@ func Names() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+// Mark returns the bypass mark bit, defaulted.
+func (p Profile) Mark() uint32 {
+	if p.BypassMark == 0 {
+		return 0x40000000
+	}
+	return p.BypassMark
 }

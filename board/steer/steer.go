@@ -11,6 +11,12 @@
 // office keeps its internet. The rules are left in place when the engine
 // dies; only a clean stop removes them.
 //
+// Per-flow bypass: connections carrying the profile's bypass conntrack
+// mark are accepted before NFQUEUE. The engine sets it without conntrack
+// netlink glue: its Bypass verdict is NF_REPEAT with the packet mark, the
+// packet runs the chain again and CONNMARK saves the mark (Suricata's
+// repeat mode).
+//
 // IPv4 uses iptables, IPv6 ip6tables (Debian's default nf_tables backend
 // or legacy; both provide the NFQUEUE target).
 package steer
@@ -47,8 +53,14 @@ func run(bin string, args ...string) (string, error) {
 // arguments.
 func Rules(p profile.Profile) [][]string {
 	q := strconv.Itoa(int(p.Queue))
+	m := fmt.Sprintf("0x%x", p.Mark())
 	return [][]string{
-		// A later issue accepts connmark-bypassed flows here, first.
+		// Connections the engine bypassed never reach the queue.
+		{"-A", Chain, "-m", "connmark", "--mark", m + "/" + m, "-j", "ACCEPT"},
+		// A Bypass verdict re-runs the packet (NF_REPEAT) with the mark:
+		// save it on the connection and let the packet go.
+		{"-A", Chain, "-m", "mark", "--mark", m + "/" + m, "-j", "CONNMARK", "--save-mark", "--nfmask", m, "--ctmask", m},
+		{"-A", Chain, "-m", "mark", "--mark", m + "/" + m, "-j", "ACCEPT"},
 		{"-A", Chain, "-i", p.LAN, "-o", p.WAN, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"},
 		{"-A", Chain, "-i", p.WAN, "-o", p.LAN, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"},
 	}
@@ -114,3 +126,38 @@ func Remove(p profile.Profile) error {
 // List returns the current rules of the chain (iptables -S UTM), for
 // diagnostics and tests.
 func List(bin string) (string, error) { return run(bin, "-S", Chain) }
+
+// Counters returns the packet counters of the steering rules, summed over
+// IPv4 and IPv6: "steered" (packets that hit the NFQUEUE rules: queued to
+// the engine or, with no engine listening, bypassed by the kernel) and
+// "bypassed_connections" (packets of connections the engine bypassed).
+// Compared with what the engine saw they tell how much passed uninspected.
+func Counters(p profile.Profile) (map[string]uint64, error) {
+	m := map[string]uint64{"steered": 0, "bypassed_connections": 0}
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		out, err := run(bin, "-L", Chain, "-v", "-x", "-n")
+		if err != nil {
+			if bin == "ip6tables" {
+				continue
+			}
+			return nil, err
+		}
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 {
+				continue
+			}
+			n, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				continue // header lines
+			}
+			switch {
+			case f[2] == "NFQUEUE":
+				m["steered"] += n
+			case f[2] == "ACCEPT" && strings.Contains(line, "connmark match"):
+				m["bypassed_connections"] += n
+			}
+		}
+	}
+	return m, nil
+}

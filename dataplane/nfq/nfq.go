@@ -58,6 +58,15 @@ type Config struct {
 	// the packet is accepted uninspected (fail-open) or dropped, so it must
 	// hold a burst of MaxQueueLen packets.
 	ReadBuffer int
+	// BypassMark is the packet mark a Bypass verdict sets (with NF_REPEAT,
+	// so the packet runs the hook again and the steering rules save the
+	// mark on its connection); default 0x40000000. It must match the
+	// steering rules' (board/profile BypassMark).
+	BypassMark uint32
+	// KernelBypass says the steering rules accept marked packets (board/steer
+	// installs them). Without it a Bypass verdict is a plain accept: NF_REPEAT
+	// with rules that do not know the mark would queue the packet again.
+	KernelBypass bool
 	// NetNS, when nonzero, is a network namespace file descriptor to open
 	// the queue in (queues are per namespace); 0 is the caller's.
 	NetNS  int
@@ -78,8 +87,14 @@ type Queue struct {
 	closing atomic.Bool
 
 	packets, accepted, dropped, errs, verdictErrs atomic.Uint64
+	bypassed, idGaps                              atomic.Uint64
+	lastID                                        uint32 // only the reader goroutine touches it
 	lastErrLog                                    atomic.Int64
 }
+
+// DefaultBypassMark is the packet and conntrack mark bit of bypassed
+// connections: one high bit, clear of marks routing setups commonly use.
+const DefaultBypassMark = 0x40000000
 
 // ErrClosed is returned by Run on a closed Queue.
 var ErrClosed = errors.New("nfq: queue closed")
@@ -93,7 +108,10 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var flags uint32
+	// GSO: take offloaded super-packets whole instead of having the kernel
+	// segment them for us: one verdict per skb, and the NFQUEUE rule
+	// counters count what we see.
+	flags := uint32(nfqueue.NfQaCfgFlagGSO)
 	if cfg.FailOpen {
 		flags |= nfqueue.NfQaCfgFlagFailOpen
 	}
@@ -108,6 +126,9 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nfq: open queue %d: %w (run as root or with CAP_NET_ADMIN; is another utmd running?)", cfg.Queue, err)
+	}
+	if cfg.BypassMark == 0 {
+		cfg.BypassMark = DefaultBypassMark
 	}
 	if cfg.ReadBuffer <= 0 {
 		cfg.ReadBuffer = 8 << 20
@@ -153,14 +174,38 @@ func (q *Queue) hook(a nfqueue.Attribute) int {
 	if a.Payload != nil {
 		v = q.h(*a.Payload)
 	}
-	nv := nfqueue.NfAccept
-	if v == Drop {
-		nv = nfqueue.NfDrop
-		q.dropped.Add(1)
-	} else {
-		q.accepted.Add(1)
+	id := *a.PacketID
+	// The kernel numbers queued packets 1, 2, 3...; it takes the number
+	// before it finds our socket buffer full and fails the packet open, so
+	// a hole in the sequence is a packet that passed uninspected.
+	if last := q.lastID; last != 0 && id > last+1 {
+		q.idGaps.Add(uint64(id - last - 1))
 	}
-	if err := q.nf.SetVerdict(*a.PacketID, nv); err != nil {
+	q.lastID = id
+	var err error
+	switch v {
+	case Drop:
+		q.dropped.Add(1)
+		err = q.nf.SetVerdict(id, nfqueue.NfDrop)
+	case Bypass:
+		if !q.cfg.KernelBypass || (a.Mark != nil && *a.Mark&q.cfg.BypassMark != 0) {
+			// No rules to honour the mark, or the packet came back
+			// marked (rules missing): never loop, accept.
+			q.accepted.Add(1)
+			err = q.nf.SetVerdict(id, nfqueue.NfAccept)
+			break
+		}
+		// NF_REPEAT with the mark: the packet runs FORWARD again, the
+		// steering rules copy the mark to its connection and accept it;
+		// later packets of the connection are accepted before NFQUEUE.
+		q.accepted.Add(1)
+		q.bypassed.Add(1)
+		err = q.nf.SetVerdictWithMark(id, nfqueue.NfRepeat, int(q.cfg.BypassMark))
+	default:
+		q.accepted.Add(1)
+		err = q.nf.SetVerdict(id, nfqueue.NfAccept)
+	}
+	if err != nil {
 		q.verdictErrs.Add(1)
 		if q.closing.Load() {
 			return 1 // Close raced the verdict; the kernel drops what is queued
@@ -202,6 +247,8 @@ func (q *Queue) Counters() map[string]uint64 {
 		"dropped":        q.dropped.Load(),
 		"read_errors":    q.errs.Load(),
 		"verdict_errors": q.verdictErrs.Load(),
+		"bypassed":       q.bypassed.Load(),
+		"id_gaps":        q.idGaps.Load(),
 	}
 }
 

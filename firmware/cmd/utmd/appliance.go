@@ -114,12 +114,14 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 		MaxFlows:        cfg.Engine.MaxFlows,
 		MaxScanSize:     cfg.Engine.MaxScanSize,
 		MalformedAccept: cfg.Engine.MalformedAccept,
+		InspectNone:     f.inspect == "none",
 		Sink:            out,
 		Reset:           inj,
 		Logger:          log,
 	}, b)
 
-	q, err := nfq.Open(nfq.Config{Queue: prof.Queue, MaxQueueLen: prof.QueueLen, FailOpen: true, Logger: log},
+	q, err := nfq.Open(nfq.Config{Queue: prof.Queue, MaxQueueLen: prof.QueueLen, FailOpen: true,
+		BypassMark: prof.Mark(), KernelBypass: cfg.Steer, Logger: log},
 		func(pkt []byte) nfq.Verdict {
 			switch eng.Process(time.Now(), pkt) {
 			case engine.Accept:
@@ -137,7 +139,7 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 	up, err := uplink.Start(ctx, uplink.Config{
 		URL: cfg.NATSURL, BoxID: cfg.BoxID, Version: version,
 		Heartbeat: durationOr(cfg.Heartbeat, 2*time.Second),
-		Counters:  func() map[string]uint64 { return counters(eng, q) },
+		Counters:  func() map[string]uint64 { return counters(eng, q, prof, cfg.Steer) },
 		Logger:    log,
 	}, sp)
 	if err != nil {
@@ -158,6 +160,9 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 		}()
 	}
 	go keepAlive(ctx, alive)
+	if cfg.Steer {
+		go watchBypass(ctx, log, out, 10*time.Second, func() map[string]uint64 { return counters(eng, q, prof, true) })
+	}
 	defer os.Remove(alive)
 	log.Info("inspecting", "box_id", cfg.BoxID, "board", prof.Name, "lan", prof.LAN, "wan", prof.WAN,
 		"queue", prof.Queue, "nats", cfg.NATSURL, "eve", filepath.Join(cfg.LogDir, "eve.json"))
@@ -169,12 +174,72 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 	return err
 }
 
-func counters(eng *engine.Engine, q *nfq.Queue) map[string]uint64 {
+func counters(eng *engine.Engine, q *nfq.Queue, prof profile.Profile, steered bool) map[string]uint64 {
 	m := eng.Counters()
 	for k, v := range q.Counters() {
 		m["nfq_"+k] = v
 	}
+	if steered {
+		if sc, err := steer.Counters(prof); err == nil {
+			for k, v := range sc {
+				m["steer_"+k] = v
+			}
+			// Packets the rules sent to the queue that the engine never
+			// saw: the kernel let them through (queue full, no listener).
+			if sc["steered"] > m["nfq_packets"] {
+				m["uninspected"] = sc["steered"] - m["nfq_packets"]
+			} else {
+				m["uninspected"] = 0
+			}
+		}
+	}
 	return m
+}
+
+// sidBypassed is the box's alert about traffic that passed uninspected.
+const sidBypassed = 2230003
+
+// bypassThreshold ignores packets merely in flight between the rule
+// counter and the engine.
+const bypassThreshold = 64
+
+// watchBypass raises a ★★ alert when packets pass the box uninspected
+// (fail-open: queue or socket buffer full), at most once per interval,
+// with the count since the last alert.
+func watchBypass(ctx context.Context, log *slog.Logger, out sink, every time.Duration, read func() map[string]uint64) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var reported uint64
+	if m := read(); m != nil {
+		reported = m["uninspected"] + m["nfq_id_gaps"]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m := read()
+		now := m["uninspected"] + m["nfq_id_gaps"]
+		if now < reported+bypassThreshold {
+			continue
+		}
+		n := now - reported
+		reported = now
+		log.Warn("packets passed the box uninspected (fail-open); the engine is overloaded or was not listening", "packets", n)
+		out.Emit(&alert.Event{
+			Timestamp: alert.Timestamp(time.Now()),
+			EventType: alert.TypeAlert,
+			Alert: &alert.Alert{
+				Action: alert.ActionAllowed, GID: 1, SignatureID: sidBypassed, Rev: 1,
+				Signature: "UTM inspection bypassed: packets passed uninspected (queue full)",
+				Category:  "Box health", Severity: 2,
+			},
+			Engine: &alert.Engine{Reason: "fail-open", Count: n, Duration: every.String()},
+			Stars:  2,
+			Schema: alert.SchemaVersion,
+		})
+	}
 }
 
 // keepAlive touches the alive file every second so its age tells, after a

@@ -34,6 +34,7 @@ var version = "dev"
 type flags struct {
 	replay, rules, logDir, configFile string
 	board, boxID, natsURL, dataDir    string
+	inspect                           string
 	queue                             int
 	noSteer, testRules, showVersion   bool
 }
@@ -50,11 +51,16 @@ func main() {
 	fs.StringVar(&f.natsURL, "nats", "", "the monitor's NATS `url`")
 	fs.StringVar(&f.dataDir, "data", "", "state `dir`: spool and engine state")
 	fs.IntVar(&f.queue, "q", -1, "NFQUEUE `number` (default: the board's)")
+	fs.StringVar(&f.inspect, "inspect", "full", "`mode`: full, or none (decode and track flows, accept everything: the benchmark baseline)")
 	fs.BoolVar(&f.noSteer, "no-steer", false, "do not install the iptables steering rules (the caller steers)")
 	fs.BoolVar(&f.testRules, "T", false, "load the rules, report what was rejected and exit")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
 
+	if f.inspect != "full" && f.inspect != "none" {
+		fmt.Fprintf(os.Stderr, "utmd: --inspect must be full or none, not %q\n", f.inspect)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
 	var err error
@@ -103,6 +109,10 @@ func loadBundle(log *slog.Logger, f flags, sig config.Signatures) (*bundle.Bundl
 }
 
 func testRules(w io.Writer, f flags) error {
+	if f.inspect != "full" && f.inspect != "none" {
+		fmt.Fprintf(os.Stderr, "utmd: --inspect must be full or none, not %q\n", f.inspect)
+		os.Exit(2)
+	}
 	log := slog.New(slog.NewTextHandler(w, nil))
 	b, err := loadBundle(log, f, config.Signatures{})
 	if err != nil {
