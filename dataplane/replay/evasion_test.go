@@ -3,7 +3,6 @@ package replay
 import (
 	"bytes"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/openutm/utm/dataplane/engine"
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/signatures/bundle"
-	"github.com/openutm/utm/telemetry/eve"
 )
 
 // conn writes one TCP connection segment by segment, for the evasion
@@ -206,47 +204,10 @@ func TestEvasionGolden(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			pcap := filepath.Join("testdata", "tcp-"+c.name+".pcap")
 			golden := filepath.Join("testdata", "tcp-"+c.name+".golden.json")
-			if *update {
-				tr := testpcap.NewTrace(start)
-				c.build(tr)
-				if err := testpcap.WritePcap(pcap, testpcap.RawIP, tr.Sorted()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out := filepath.Join(t.TempDir(), "eve.json")
-			w, err := eve.Create(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eng := engine.New(engine.Config{Sink: w}, b)
-			res, err := File(pcap, eng)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			got, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bytes.Contains(got, []byte(canary)) || bytes.Contains(got, []byte("jndi")) {
-				t.Fatalf("eve.json carries payload bytes:\n%s", got)
-			}
-			checkEvents(t, got)
+			got, res, eng := replayTrace(t, b, pcap, testpcap.RawIP, c.build)
 			c.check(t, res, eng.Stats())
 			t.Logf("%s: %+v", c.name, res)
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestEvasionGolden -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("eve.json differs from %s (if the change is intended, rerun with -update)\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			compareGolden(t, golden, got)
 		})
 	}
 }

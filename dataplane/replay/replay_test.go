@@ -99,32 +99,7 @@ func TestGolden(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			pcap := filepath.Join("testdata", c.name+".pcap")
 			golden := filepath.Join("testdata", c.name+".golden.json")
-			if *update {
-				tr := testpcap.NewTrace(start)
-				c.build(tr)
-				if err := testpcap.WritePcap(pcap, c.framing, tr.Sorted()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out := filepath.Join(t.TempDir(), "eve.json")
-			w, err := eve.Create(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eng := engine.New(engine.Config{Sink: w}, b)
-			res, err := File(pcap, eng)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			got, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bytes.Contains(got, []byte(canary)) || bytes.Contains(got, []byte("jndi")) {
-				t.Fatalf("eve.json carries payload bytes (canary or exploit string):\n%s", got)
-			}
-			checkEvents(t, got)
+			got, res, eng := replayTrace(t, b, pcap, c.framing, c.build)
 			if c.name == "malformed" {
 				st := eng.Stats()
 				if n := st.Malformed.Load() + st.Truncated.Load() + st.Unsupported.Load(); n != 3 {
@@ -132,19 +107,7 @@ func TestGolden(t *testing.T) {
 				}
 			}
 			t.Logf("%s: %+v, engine %v", c.name, res, eng.Counters())
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("eve.json differs from %s (if the change is intended, rerun with -update)\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			compareGolden(t, golden, got)
 		})
 	}
 }
@@ -164,5 +127,57 @@ func checkEvents(t *testing.T, b []byte) {
 		if err := ev.Validate(); err != nil {
 			t.Fatalf("eve line %q: %v", sc.Text(), err)
 		}
+	}
+}
+
+// replayTrace rewrites pcap from build when -update is given, replays it
+// through a fresh engine into eve.json and returns eve.json, checked to
+// hold only model fields and no payload bytes.
+func replayTrace(t *testing.T, b *bundle.Bundle, pcap string, fr testpcap.Framing, build func(*testpcap.Trace)) ([]byte, Result, *engine.Engine) {
+	t.Helper()
+	if *update {
+		tr := testpcap.NewTrace(start)
+		build(tr)
+		if err := testpcap.WritePcap(pcap, fr, tr.Sorted()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "eve.json")
+	w, err := eve.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Config{Sink: w}, b)
+	res, err := File(pcap, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(got, []byte(canary)) || bytes.Contains(got, []byte("jndi")) {
+		t.Fatalf("eve.json carries payload bytes (canary or exploit string):\n%s", got)
+	}
+	checkEvents(t, got)
+	return got, res, eng
+}
+
+// compareGolden writes got to golden with -update, else compares them.
+func compareGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./dataplane/replay -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("eve.json differs from %s (if the change is intended, rerun with -update)\n--- got\n%s\n--- want\n%s", golden, got, want)
 	}
 }
