@@ -179,6 +179,7 @@ type Pool struct {
 	closeOnce sync.Once
 	mu        sync.Mutex
 	opened    bool
+	failed    atomic.Bool // a worker failed: never wait for the readers
 }
 
 // New makes one worker (and engine) per queue. It opens no queue: a Pool
@@ -285,6 +286,9 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Wait()
 		return nil
 	case f := <-fail:
+		// A hung worker is inside the queue library's reader, and
+		// closing a queue waits for its reader: close without waiting.
+		p.failed.Store(true)
 		cancel()
 		p.closeQueues()
 		return f
@@ -325,14 +329,20 @@ func (p *Pool) HangAfter() time.Duration { return p.cfg.HangAfter }
 
 func (p *Pool) closeQueues() {
 	for _, w := range p.workers {
-		if w.q != nil {
+		if w.q == nil {
+			continue
+		}
+		if p.failed.Load() {
+			go w.q.Close()
+		} else {
 			w.q.Close()
 		}
 	}
 }
 
 // Close closes the queues and releases a worker held by the test hook.
-// Safe to call more than once and from any goroutine.
+// After a Failure it does not wait for the queue readers (a hung one never
+// returns). Safe to call more than once and from any goroutine.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() { close(p.release) })
 	p.closeQueues()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/openutm/utm/dataplane/capture"
 	"github.com/openutm/utm/dataplane/engine"
@@ -19,9 +20,16 @@ type Result struct {
 	Accepted, Dropped, Reject uint64
 }
 
+// Processor takes one packet at a time: an *engine.Engine, or the inline
+// worker wrapping one (utmd -r), so a replay runs the inline packet path.
+type Processor interface {
+	Process(ts time.Time, pkt []byte) engine.Verdict
+	Close() // ends the flows: open files are reported
+}
+
 // File feeds every IP packet of the pcap or pcapng at path to eng, then
 // closes eng's flows so open files are reported.
-func File(path string, eng *engine.Engine) (Result, error) {
+func File(path string, eng Processor) (Result, error) {
 	var res Result
 	r, err := capture.Open(path)
 	if err != nil {

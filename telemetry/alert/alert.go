@@ -193,6 +193,14 @@ type Engine struct {
 	Reason   string `json:"reason"`
 	Count    uint64 `json:"count,omitempty"`
 	Duration string `json:"duration,omitempty"`
+	// Queue is the NFQUEUE number of the engine worker the event is
+	// about (a hung or stopped worker).
+	Queue *int `json:"queue,omitempty"`
+	// Steered and Inspected are the packets the kernel's rules sent to
+	// the engine's queues and the packets the engine saw, over the
+	// interval an inspection-bypassed event covers.
+	Steered   uint64 `json:"steered,omitempty"`
+	Inspected uint64 `json:"inspected,omitempty"`
 }
 
 // Validate reports whether e is well-formed enough to be sent: a type, a

@@ -11,8 +11,8 @@ import (
 	"github.com/openutm/utm/board/netif"
 	"github.com/openutm/utm/board/profile"
 	"github.com/openutm/utm/board/steer"
-	"github.com/openutm/utm/dataplane/engine"
 	"github.com/openutm/utm/dataplane/inject"
+	"github.com/openutm/utm/dataplane/inline"
 	"github.com/openutm/utm/dataplane/nfq"
 	"github.com/openutm/utm/firmware/config"
 	"github.com/openutm/utm/telemetry/alert"
@@ -26,26 +26,8 @@ import (
 // traffic through uninspected (fail-open) until now, and the SOC is told.
 const aliveFile = "engine.alive"
 
-// sid of the box's own alert about bypassed inspection.
-const sidEngineRestart = 2230001
-
-// sink sends every event to eve.json and alerts to the spool (and so to the
-// monitor). File records stay on the box.
-type sink struct {
-	boxID string
-	eve   *eve.Writer
-	spool *spool.Spool
-}
-
-func (s sink) Emit(ev *alert.Event) {
-	ev.BoxID = s.boxID
-	if ev.EventType == alert.TypeAlert {
-		s.spool.Emit(ev) // assigns ev.ID before eve.json records it
-	}
-	s.eve.Emit(ev)
-}
-
-func appliance(ctx context.Context, log *slog.Logger, f flags) error {
+func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
+	clean := false
 	cfg, err := config.Load(f.configFile)
 	if err != nil {
 		return err
@@ -65,8 +47,13 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 	if f.logDir != "" {
 		cfg.LogDir = f.logDir
 	}
-	if f.queue >= 0 {
-		cfg.Queue = f.queue
+	if len(f.queues) > 1 {
+		// The steering rules send to one queue until board/steer balances
+		// over the profile's queue range.
+		return fmt.Errorf("--board takes one -q queue (the board's steering rules feed one queue); use -q A:B without --board and steer yourself")
+	}
+	if len(f.queues) == 1 {
+		cfg.Queue = int(f.queues[0])
 	}
 	if f.noSteer {
 		cfg.Steer = false
@@ -110,36 +97,47 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 		return err
 	}
 	defer inj.Close()
-	eng := engine.New(engine.Config{
-		MaxFlows:        cfg.Engine.MaxFlows,
-		MaxScanSize:     cfg.Engine.MaxScanSize,
-		MalformedAccept: cfg.Engine.MalformedAccept,
-		InspectNone:     f.inspect == "none",
-		Sink:            out,
-		Reset:           inj,
-		Logger:          log,
-	}, b)
-
-	q, err := nfq.Open(nfq.Config{Queue: prof.Queue, MaxQueueLen: prof.QueueLen, FailOpen: true,
-		BypassMark: prof.Mark(), KernelBypass: cfg.Steer, Logger: log},
-		func(pkt []byte) nfq.Verdict {
-			switch eng.Process(time.Now(), pkt) {
-			case engine.Accept:
-				return nfq.Accept
-			case engine.Bypass:
-				return nfq.Bypass
-			}
-			return nfq.Drop
-		})
+	pool, err := inline.New(inline.Config{
+		Queues: profileQueues(prof),
+		Engine: engineConfig(cfg, f, out, inj, log),
+		Bundle: b,
+		NFQ: nfq.Config{MaxQueueLen: prof.QueueLen, FailOpen: true,
+			BypassMark: prof.Mark(), KernelBypass: cfg.Steer, Logger: log},
+		HangAfter: f.hangAfter,
+		HangOn:    hangOn(log),
+		Logger:    log,
+	})
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer pool.Close()
+	if err := pool.Open(); err != nil {
+		return err
+	}
+	l := &live{log: log, pool: pool, out: out, every: 10 * time.Second}
+	if cfg.Steer {
+		l.kernel = func() map[string]uint64 {
+			sc, err := steer.Counters(prof)
+			if err != nil {
+				return nil
+			}
+			m := make(map[string]uint64, len(sc))
+			for k, v := range sc {
+				m["steer_"+k] = v
+			}
+			return m
+		}
+	}
+	if f.metrics != "" {
+		if err := l.serveMetrics(ctx, f.metrics); err != nil {
+			return err
+		}
+	}
 
 	up, err := uplink.Start(ctx, uplink.Config{
 		URL: cfg.NATSURL, BoxID: cfg.BoxID, Version: version,
 		Heartbeat: durationOr(cfg.Heartbeat, 2*time.Second),
-		Counters:  func() map[string]uint64 { return counters(eng, q, prof, cfg.Steer) },
+		Counters:  l.counters,
 		Logger:    log,
 	}, sp)
 	if err != nil {
@@ -151,95 +149,35 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) error {
 		if err := steer.Install(prof); err != nil {
 			return err
 		}
-		// Removed on a clean stop only: after kill -9 the rules stay and
+		// Removed on a clean stop only: after kill -9, or a worker failure
+		// that makes utmd exit for a restart, the rules stay and
 		// --queue-bypass lets traffic through while nobody listens.
 		defer func() {
-			if err := steer.Remove(prof); err != nil {
-				log.Error("could not remove steering rules", "err", err)
+			if clean {
+				if err := steer.Remove(prof); err != nil {
+					log.Error("could not remove steering rules", "err", err)
+				}
 			}
 		}()
 	}
 	go keepAlive(ctx, alive)
-	if cfg.Steer {
-		go watchBypass(ctx, log, out, 10*time.Second, func() map[string]uint64 { return counters(eng, q, prof, true) })
-	}
-	defer os.Remove(alive)
 	log.Info("inspecting", "box_id", cfg.BoxID, "board", prof.Name, "lan", prof.LAN, "wan", prof.WAN,
-		"queue", prof.Queue, "nats", cfg.NATSURL, "eve", filepath.Join(cfg.LogDir, "eve.json"))
-	err = q.Run(ctx)
-	log.Info("stopping", "packets", eng.Stats().Packets.Load(), "alerts", eng.Stats().Alerts.Load())
-	if ctx.Err() != nil {
-		return nil
+		"queues", fmt.Sprint(pool.Queues()), "inspect", f.inspect, "nats", cfg.NATSURL, "eve", filepath.Join(cfg.LogDir, "eve.json"))
+	err = l.run(ctx)
+	c := pool.Counters()
+	log.Info("stopping", "packets", c["packets"], "alerts", c["alerts"])
+	if err != nil {
+		return err // the alive file stays: the restart is reported
 	}
-	return err
+	clean = true
+	os.Remove(alive)
+	return nil
 }
 
-func counters(eng *engine.Engine, q *nfq.Queue, prof profile.Profile, steered bool) map[string]uint64 {
-	m := eng.Counters()
-	for k, v := range q.Counters() {
-		m["nfq_"+k] = v
-	}
-	if steered {
-		if sc, err := steer.Counters(prof); err == nil {
-			for k, v := range sc {
-				m["steer_"+k] = v
-			}
-			// Packets the rules sent to the queue that the engine never
-			// saw: the kernel let them through (queue full, no listener).
-			if sc["steered"] > m["nfq_packets"] {
-				m["uninspected"] = sc["steered"] - m["nfq_packets"]
-			} else {
-				m["uninspected"] = 0
-			}
-		}
-	}
-	return m
-}
-
-// sidBypassed is the box's alert about traffic that passed uninspected.
-const sidBypassed = 2230003
-
-// bypassThreshold ignores packets merely in flight between the rule
-// counter and the engine.
-const bypassThreshold = 64
-
-// watchBypass raises a ★★ alert when packets pass the box uninspected
-// (fail-open: queue or socket buffer full), at most once per interval,
-// with the count since the last alert.
-func watchBypass(ctx context.Context, log *slog.Logger, out sink, every time.Duration, read func() map[string]uint64) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var reported uint64
-	if m := read(); m != nil {
-		reported = m["uninspected"] + m["nfq_id_gaps"]
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		m := read()
-		now := m["uninspected"] + m["nfq_id_gaps"]
-		if now < reported+bypassThreshold {
-			continue
-		}
-		n := now - reported
-		reported = now
-		log.Warn("packets passed the box uninspected (fail-open); the engine is overloaded or was not listening", "packets", n)
-		out.Emit(&alert.Event{
-			Timestamp: alert.Timestamp(time.Now()),
-			EventType: alert.TypeAlert,
-			Alert: &alert.Alert{
-				Action: alert.ActionAllowed, GID: 1, SignatureID: sidBypassed, Rev: 1,
-				Signature: "UTM inspection bypassed: packets passed uninspected (queue full)",
-				Category:  "Box health", Severity: 2,
-			},
-			Engine: &alert.Engine{Reason: "fail-open", Count: n, Duration: every.String()},
-			Stars:  2,
-			Schema: alert.SchemaVersion,
-		})
-	}
+// profileQueues returns the board's queues: prof.Queue, and the range
+// prof.Queue..prof.Queue+Queues-1 once board/profile has Queues.
+func profileQueues(prof profile.Profile) []uint16 {
+	return []uint16{prof.Queue}
 }
 
 // keepAlive touches the alive file every second so its age tells, after a
