@@ -5,6 +5,7 @@ package inline
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -80,10 +81,48 @@ func (p *Pool) Uninspected(steered uint64, known bool) uint64 {
 	if !known {
 		return gaps
 	}
-	if steered > seen {
-		return steered - seen
+	// Packets queued but not yet given a verdict are in flight, not
+	// bypassed.
+	inFlight := p.queued()
+	if steered > seen+inFlight {
+		return steered - seen - inFlight
 	}
 	return 0
+}
+
+// procQueues is the kernel's table of this namespace's queues.
+const procQueues = "/proc/net/netfilter/nfnetlink_queue"
+
+// queued returns how many packets the kernel holds for the pool's queues,
+// waiting for a verdict (queue_total in procQueues); 0 when unknown.
+func (p *Pool) queued() uint64 {
+	b, err := os.ReadFile(procQueues)
+	if err != nil {
+		return 0
+	}
+	return parseQueued(b, p.Queues())
+}
+
+// parseQueued sums queue_total (the third field) of the lines of queues.
+func parseQueued(b []byte, queues []uint16) uint64 {
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		q, err1 := strconv.ParseUint(f[0], 10, 16)
+		total, err2 := strconv.ParseUint(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for _, want := range queues {
+			if uint16(q) == want {
+				n += total
+			}
+		}
+	}
+	return n
 }
 
 // RuleCounters sums the packet counters of the iptables and ip6tables

@@ -216,6 +216,23 @@ func New(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
+// Bound returns a channel closed once every worker's queue is bound (from
+// then on the kernel queues packets instead of bypassing them). Call it
+// after Open.
+func (p *Pool) Bound() <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		for _, w := range p.workers {
+			if w.q == nil {
+				return // never opened: never bound
+			}
+			<-w.q.Bound()
+		}
+		close(c)
+	}()
+	return c
+}
+
 // Workers returns the workers, in the order of Config.Queues.
 func (p *Pool) Workers() []*Worker { return p.workers }
 

@@ -280,3 +280,10 @@ func TestParseNFQueueRules(t *testing.T) {
 		t.Fatal("found a rule for queue 4")
 	}
 }
+
+func TestParseQueued(t *testing.T) {
+	b := []byte("    0  12345     7 2 65535     0     0       90  1\n    1  12346  4096 2 65535     0     0     5000  1\n    3      0    50 2 65535     0     0       50  1\n")
+	if n := parseQueued(b, []uint16{0, 1}); n != 4103 {
+		t.Fatalf("queued %d, want 4103 (queues 0 and 1, not 3)", n)
+	}
+}

@@ -263,6 +263,8 @@ type eveEvent struct {
 		Reason   string `json:"reason"`
 		Queue    *int   `json:"queue"`
 		Duration string `json:"duration"`
+		Count    uint64 `json:"count"`
+		Steered  uint64 `json:"steered"`
 	} `json:"engine"`
 	Stars int `json:"stars"`
 }
@@ -449,3 +451,63 @@ func TestUTMDSupervisorRestarts(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// A worker stuck long enough for its queue to fill: the kernel fails the
+// overflow open, and utmd reports it once as a ★★ sid 2230003 alert with
+// the counts, and in its metrics.
+func TestUTMDFailOpenReported(t *testing.T) {
+	l := newLab(t)
+	cfg := filepath.Join(l.dir, "utmd.json")
+	os.WriteFile(cfg, []byte(`{"heartbeat": "500ms"}`), 0o644)
+	p := l.startUTMD(t, []string{"UTMD_TEST_HANG_ON=UTMD-HANG-PROBE"}, "-q", "0:1", "-l", l.dir, "-c", cfg,
+		"--hang-after", "1m", "--metrics", "127.0.0.1:0")
+	// The probe hangs the worker of this address pair's queue; the
+	// datagrams after it fill the queue (4096) and overflow.
+	const n = 6000
+	if err := nslab.Do(l.Client, func() error {
+		c, err := net.Dial("udp4", net.JoinHostPort(nslab.ServerAddr.String(), "9999"))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("UTMD-HANG-PROBE")); err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			c.Write([]byte("filler"))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var alert *eveEvent
+	for alert == nil && time.Now().Before(deadline) {
+		for _, e := range l.events(t) {
+			if e.Alert.SignatureID == 2230003 {
+				alert = &e
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alert == nil {
+		t.Fatalf("no sid 2230003 alert within 20 s of %d packets overflowing a stuck queue", n)
+	}
+	t.Logf("alert: %s (engine %+v)", alert.Alert.Signature, *alert.Engine)
+	if alert.Stars != 2 || alert.Engine == nil || alert.Engine.Reason != "fail-open" ||
+		!strings.Contains(alert.Alert.Signature, "packets passed uninspected") {
+		t.Fatalf("alert %+v: want ★★ with reason fail-open and the count in the signature", alert)
+	}
+	// The 4096 packets the kernel still holds for the stuck worker are in
+	// flight, not bypassed.
+	if c := alert.Engine.Count; c < n-4096-64 || c > n-4096+64 || alert.Engine.Steered < c {
+		t.Fatalf("alert counts %d uninspected of %d steered; want about %d of %d", c, alert.Engine.Steered, n-4096, n+1)
+	}
+	body := l.metrics(t, p)
+	if un := metricValue(t, body, `utm_bypassed_packets_total{queue="all",reason="uninspected"}`); un < n-4096-64 {
+		t.Fatalf("metrics count %v packets uninspected; want about %d (%d sent, queue holds 4096)", un, n-4096, n)
+	}
+	if a := metricValue(t, body, `utm_fail_open_alerts_total`); a != 1 {
+		t.Fatalf("utm_fail_open_alerts_total %v, want 1 (one alert a minute at most)", a)
+	}
+}

@@ -161,9 +161,8 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 		}()
 	}
 	go keepAlive(ctx, alive)
-	log.Info("inspecting", "box_id", cfg.BoxID, "board", prof.Name, "lan", prof.LAN, "wan", prof.WAN,
+	err = l.run(ctx, "box_id", cfg.BoxID, "board", prof.Name, "lan", prof.LAN, "wan", prof.WAN,
 		"queues", fmt.Sprint(pool.Queues()), "inspect", f.inspect, "nats", cfg.NATSURL, "eve", filepath.Join(cfg.LogDir, "eve.json"))
-	err = l.run(ctx)
 	c := pool.Counters()
 	log.Info("stopping", "packets", c["packets"], "alerts", c["alerts"])
 	if err != nil {

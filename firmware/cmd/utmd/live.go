@@ -91,10 +91,24 @@ func (l *live) counters() map[string]uint64 {
 }
 
 // run reads the queues until ctx is done or a worker fails; a failure is
-// logged and alerted and returned (utmd exits for its supervisor).
-func (l *live) run(ctx context.Context) error {
-	go l.watchBypass(ctx)
-	err := l.pool.Run(ctx)
+// logged and alerted and returned (utmd exits for its supervisor). It logs
+// "inspecting" with attrs once every queue is bound.
+func (l *live) run(ctx context.Context, attrs ...any) error {
+	// The baseline of the fail-open accounting: what passed before the
+	// queues were bound is the restart alert's business.
+	k, un := l.uninspected()
+	l.fo.Observe(time.Now(), un)
+	base := [2]uint64{k["steer_steered"], l.pool.Counters()["nfq_packets"]}
+	done := make(chan error, 1)
+	go func() { done <- l.pool.Run(ctx) }()
+	var err error
+	select {
+	case <-l.pool.Bound():
+		l.log.Info("inspecting", attrs...)
+		go l.watchBypass(ctx, base)
+		err = <-done
+	case err = <-done:
+	}
 	var f *inline.Failure
 	if errors.As(err, &f) {
 		l.reportFailure(f)
@@ -132,12 +146,10 @@ func (l *live) reportFailure(f *inline.Failure) {
 // watchBypass compares, every l.every, what the kernel steered with what
 // the workers saw, and raises a ★★ alert (sid 2230003) when packets passed
 // uninspected: at most one a minute, counts accumulating in between.
-func (l *live) watchBypass(ctx context.Context) {
+func (l *live) watchBypass(ctx context.Context, base [2]uint64) {
 	t := time.NewTicker(l.every)
 	defer t.Stop()
-	_, un := l.uninspected()
-	l.fo.Observe(time.Now(), un) // baseline
-	lastSteered, lastSeen := l.steeredSeen()
+	lastSteered, lastSeen := base[0], base[1]
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,14 +179,6 @@ func (l *live) watchBypass(ctx context.Context) {
 		})
 		lastSteered, lastSeen = steered, seen
 	}
-}
-
-func (l *live) steeredSeen() (uint64, uint64) {
-	var k map[string]uint64
-	if l.kernel != nil {
-		k = l.kernel()
-	}
-	return k["steer_steered"], l.pool.Counters()["nfq_packets"]
 }
 
 // serveMetrics serves /metrics at addr until ctx is done. It returns once
@@ -292,8 +296,8 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 			}
 			return nil
 		}}
-	if f.natsURL == "" {
-		l.every = 10 * time.Second
+	if f.natsURL == "" && f.configFile == "" {
+		l.every = 10 * time.Second // no heartbeat: check every 10 s
 	}
 	if f.metrics != "" {
 		if err := l.serveMetrics(ctx, f.metrics); err != nil {
@@ -311,9 +315,8 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 		}
 		defer up.Close()
 	}
-	log.Info("inspecting", "queues", fmt.Sprint(queues), "workers", len(queues), "inspect", f.inspect,
+	err = l.run(ctx, "queues", fmt.Sprint(queues), "workers", len(queues), "inspect", f.inspect,
 		"eve", filepath.Join(dir, "eve.json"), "nats", f.natsURL, "hang_after", f.hangAfter)
-	err = l.run(ctx)
 	c := pool.Counters()
 	log.Info("stopping", "packets", c["packets"], "alerts", c["alerts"], "uninspected", l.counters()["uninspected"])
 	return err
