@@ -26,8 +26,9 @@
 // WriteMetrics renders them in the Prometheus text format.
 //
 // Cost on the packet path, beyond the engine's and nfq's own: two atomic
-// stores and one monotonic clock read per packet, no allocation
-// (AllocsPerRun in the tests).
+// stores per packet (the busy stamp reuses the handler's clock reading;
+// replay adds one monotonic clock read), no allocation (AllocsPerRun in
+// the tests).
 package inline
 
 import (
@@ -127,7 +128,13 @@ type Worker struct {
 // stamps the watchdog reads. It is the only per-packet call of inline and
 // replay alike. Not safe for concurrent use (one goroutine per worker).
 func (w *Worker) Process(ts time.Time, pkt []byte) engine.Verdict {
-	w.busy.Store(nanotime())
+	return w.process(nanotime(), ts, pkt)
+}
+
+// process is Process with the busy stamp given (the NFQUEUE handler
+// derives it from the clock reading it takes anyway).
+func (w *Worker) process(stamp int64, ts time.Time, pkt []byte) engine.Verdict {
+	w.busy.Store(stamp)
 	if w.hangOn != nil && bytes.Contains(pkt, w.hangOn) {
 		<-w.release // test hook: hang until Close
 	}
@@ -157,7 +164,10 @@ func (w *Worker) BusyFor() time.Duration {
 }
 
 // handle is the NFQUEUE handler.
-func (w *Worker) handle(pkt []byte) nfq.Verdict { return NFQVerdict(w.Process(time.Now(), pkt)) }
+func (w *Worker) handle(pkt []byte) nfq.Verdict {
+	now := time.Now()
+	return NFQVerdict(w.process(int64(now.Sub(epoch))+1, now, pkt))
+}
 
 // NFQVerdict maps an engine verdict to the kernel's.
 func NFQVerdict(v engine.Verdict) nfq.Verdict {

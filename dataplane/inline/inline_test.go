@@ -287,3 +287,61 @@ func TestParseQueued(t *testing.T) {
 		t.Fatalf("queued %d, want 4103 (queues 0 and 1, not 3)", n)
 	}
 }
+
+func opaqueTrace() []testpcap.Packet {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:443").Handshake()
+	c.Client(bytes.Repeat([]byte{0x17, 3, 3, 0, 10}, 40000), 1400)
+	return tr.Sorted()
+}
+
+// BenchmarkWorkerProcess is the inline per-packet call; compare with
+// BenchmarkEngineProcess (the engine alone) for the watchdog stamps' cost.
+func BenchmarkWorkerProcess(b *testing.B) {
+	pkts := opaqueTrace()
+	p, err := New(Config{Queues: []uint16{0}, Bundle: defaultBundle(b), Engine: engine.Config{StreamDepth: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := p.Workers()[0]
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		pk := pkts[i%len(pkts)]
+		w.Process(pk.TS, pk.Data)
+	}
+}
+
+// BenchmarkWorkerHandle is the NFQUEUE handler: clock, stamps, engine,
+// verdict mapping.
+func BenchmarkWorkerHandle(b *testing.B) {
+	pkts := opaqueTrace()
+	p, err := New(Config{Queues: []uint16{0}, Bundle: defaultBundle(b), Engine: engine.Config{StreamDepth: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := p.Workers()[0]
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		w.handle(pkts[i%len(pkts)].Data)
+	}
+}
+
+// BenchmarkEngineHandle is the same without the worker: the baseline.
+func BenchmarkEngineHandle(b *testing.B) {
+	pkts := opaqueTrace()
+	e := engine.New(engine.Config{StreamDepth: -1}, defaultBundle(b))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		NFQVerdict(e.Process(time.Now(), pkts[i%len(pkts)].Data))
+	}
+}
+
+func BenchmarkEngineProcess(b *testing.B) {
+	pkts := opaqueTrace()
+	e := engine.New(engine.Config{StreamDepth: -1}, defaultBundle(b))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		pk := pkts[i%len(pkts)]
+		e.Process(pk.TS, pk.Data)
+	}
+}

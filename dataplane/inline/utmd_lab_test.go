@@ -511,3 +511,42 @@ func TestUTMDFailOpenReported(t *testing.T) {
 		t.Fatalf("utm_fail_open_alerts_total %v, want 1 (one alert a minute at most)", a)
 	}
 }
+
+// The appliance mode (--board lab) runs on the same workers: it installs
+// its steering rules, inspects, counts steered packets, and removes the
+// rules on a clean stop.
+func TestUTMDApplianceMode(t *testing.T) {
+	l := newLab(t)
+	// The lab board's interface names, and no rules of our own: the
+	// board steers.
+	nslab.Exec(t, l.RouterName(), "iptables", "-w", "5", "-F", "FORWARD")
+	for from, to := range map[string]string{"r0": "lan0", "r1": "wan0"} {
+		nslab.Run(t, "ip", "-n", l.RouterName(), "link", "set", from, "down")
+		nslab.Run(t, "ip", "-n", l.RouterName(), "link", "set", from, "name", to)
+		nslab.Run(t, "ip", "-n", l.RouterName(), "link", "set", to, "up")
+	}
+	p := l.startUTMD(t, nil, "--board", "lab", "--box-id", "test-box", "--nats", "nats://127.0.0.1:1",
+		"--data", filepath.Join(l.dir, "data"), "-l", l.dir, "--metrics", "127.0.0.1:0")
+	if b, err := l.get("/big"); err != nil || sha256.Sum256(b) != l.bigSum {
+		t.Fatalf("download through the appliance: %d bytes, %v", len(b), err)
+	}
+	if b, err := l.get("/eicar"); err == nil && bytes.Contains(b, []byte("EICAR-STANDARD")) {
+		t.Fatal("the EICAR file passed the appliance")
+	}
+	body := l.metrics(t, p)
+	if n := metricValue(t, body, `utm_packets_total{queue="0"}`); n < 20 {
+		t.Fatalf("appliance queue 0 saw %v packets", n)
+	}
+	if un := metricValue(t, body, `utm_bypassed_packets_total{queue="all",reason="uninspected"}`); un != 0 {
+		t.Fatalf("%v packets passed the appliance uninspected; want 0", un)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if p.err != nil {
+		t.Fatalf("utmd after SIGTERM: %v, want exit 0", p.err)
+	}
+	out, _ := exec.Command("ip", "netns", "exec", l.RouterName(), "iptables", "-w", "5", "-S").CombinedOutput()
+	if strings.Contains(string(out), "UTM") {
+		t.Fatalf("steering rules left after a clean stop:\n%s", out)
+	}
+}
