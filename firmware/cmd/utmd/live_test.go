@@ -118,3 +118,18 @@ func TestModeFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartBackoff(t *testing.T) {
+	var got []time.Duration
+	d := time.Duration(0) // the first restart waits nothing
+	for i := 0; i < 7; i++ {
+		got = append(got, d)
+		d = nextBackoff(d)
+	}
+	want := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("backoff sequence %v, want %v", got, want)
+		}
+	}
+}

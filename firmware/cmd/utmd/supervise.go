@@ -87,6 +87,10 @@ func supervise(log *slog.Logger, args []string) int {
 			case <-time.After(backoff):
 			}
 		}
-		backoff = min(max(2*backoff, firstBackoff), maxBackoff)
+		backoff = nextBackoff(backoff)
 	}
 }
+
+// nextBackoff is the wait before the restart after one that waited d:
+// 0 (the first restart), 1 s, 2 s, 4 s, ... up to maxBackoff.
+func nextBackoff(d time.Duration) time.Duration { return min(max(2*d, firstBackoff), maxBackoff) }
