@@ -31,11 +31,14 @@ type ruleParser struct {
 type optionFunc func(p *ruleParser, value string) error
 
 // keywords maps each supported option to its handler. Options not here are
-// reported as unsupported and the rule is skipped.
-var keywords map[string]optionFunc
+// reported as unsupported and the rule is skipped. It is filled by init
+// functions, one per file that implements a family of keywords (each file
+// adds its own entries: keywords["pcre"] = pcreOpt), so the language grows
+// without editing this table.
+var keywords = map[string]optionFunc{}
 
 func init() {
-	keywords = map[string]optionFunc{
+	base := map[string]optionFunc{
 		"msg": func(p *ruleParser, v string) error { p.r.Msg = unquote(v); return nil },
 		"sid": func(p *ruleParser, v string) error {
 			p.hasSID = true
@@ -66,6 +69,9 @@ func init() {
 		"within":       func(p *ruleParser, v string) error { return modOpt(p, "within", v) },
 		"flow":         flowOpt,
 	}
+	for k, f := range base {
+		keywords[k] = f
+	}
 	sticky := map[string]Buffer{
 		"http.uri": BufHTTPURI, "http.uri.raw": BufHTTPRawURI, "http.method": BufHTTPMethod,
 		"http.header": BufHTTPHeader, "http.header.raw": BufHTTPRawHeader, "http.cookie": BufHTTPCookie,
@@ -73,6 +79,26 @@ func init() {
 		"http.response_body": BufHTTPResponseBody, "http.stat_code": BufHTTPStatCode, "http.stat_msg": BufHTTPStatMsg,
 		"file.data": BufHTTPResponseBody, "file_data": BufHTTPResponseBody, "dns.query": BufDNSQuery,
 		"tls.sni": BufTLSSNI, "tls_sni": BufTLSSNI,
+		"http.content_type": BufHTTPContentType, "http.header_names": BufHTTPHeaderNames,
+		"http.request_line": BufHTTPRequestLine, "http.response_line": BufHTTPResponseLine,
+		"http.referer": BufHTTPReferer, "http.accept": BufHTTPAccept, "http.accept_enc": BufHTTPAcceptEnc,
+		"http.accept_lang": BufHTTPAcceptLang, "http.connection": BufHTTPConnection,
+		"http.protocol": BufHTTPProtocol, "http.start": BufHTTPStart, "http.server": BufHTTPServer,
+		"http.location": BufHTTPLocation, "http.content_len": BufHTTPContentLen,
+		"http.request_header": BufHTTPRequestHeader, "http.response_header": BufHTTPResponseHeader,
+		"tls.cert_subject": BufTLSCertSubject, "tls.cert_issuer": BufTLSCertIssuer,
+		"tls.cert_serial": BufTLSCertSerial, "tls.cert_fingerprint": BufTLSCertFingerprint,
+		"ja3.hash": BufJA3Hash, "ja3.string": BufJA3String, "ja3s.hash": BufJA3SHash,
+		"file.name": BufFileName,
+		// Suricata 5's underscore sticky spellings (ET Open 2019 uses them).
+		"http_content_type": BufHTTPContentType, "http_header_names": BufHTTPHeaderNames,
+		"http_request_line": BufHTTPRequestLine, "http_response_line": BufHTTPResponseLine,
+		"http_referer": BufHTTPReferer, "http_accept": BufHTTPAccept, "http_accept_enc": BufHTTPAcceptEnc,
+		"http_accept_lang": BufHTTPAcceptLang, "http_connection": BufHTTPConnection,
+		"http_protocol": BufHTTPProtocol, "http_start": BufHTTPStart,
+		"tls_cert_subject": BufTLSCertSubject, "tls_cert_issuer": BufTLSCertIssuer,
+		"tls_cert_serial": BufTLSCertSerial, "tls_cert_fingerprint": BufTLSCertFingerprint,
+		"ja3_hash": BufJA3Hash, "ja3_string": BufJA3String, "ja3s_hash": BufJA3SHash,
 	}
 	for name, b := range sticky {
 		b := b

@@ -46,6 +46,30 @@ const (
 	BufHTTPStatMsg
 	BufDNSQuery
 	BufTLSSNI
+	BufHTTPContentType  // Content-Type header value
+	BufHTTPHeaderNames  // "\r\nName1\r\nName2\r\n\r\n", as Suricata
+	BufHTTPRequestLine  // "GET /x HTTP/1.1"
+	BufHTTPResponseLine // "HTTP/1.1 200 OK"
+	BufHTTPReferer      // header values, one buffer each
+	BufHTTPAccept
+	BufHTTPAcceptEnc
+	BufHTTPAcceptLang
+	BufHTTPConnection
+	BufHTTPProtocol // "HTTP/1.1"
+	BufHTTPStart    // start line and headers, raw
+	BufHTTPServer
+	BufHTTPLocation
+	BufHTTPContentLen
+	BufHTTPRequestHeader  // request headers (the HTTP/2 keyword, served from HTTP/1 headers)
+	BufHTTPResponseHeader // response headers
+	BufTLSCertSubject
+	BufTLSCertIssuer
+	BufTLSCertSerial
+	BufTLSCertFingerprint
+	BufJA3Hash   // hex MD5 of the JA3 string
+	BufJA3String // the JA3 string of the ClientHello
+	BufJA3SHash
+	BufFileName
 	NumBuffers
 )
 
