@@ -23,8 +23,24 @@ var ErrUnknown = errors.New("profile: unknown board")
 type Profile struct {
 	Name     string
 	LAN, WAN string // interface names
-	Queue    uint16 // NFQUEUE number
-	QueueLen uint32 // packets the kernel may hold for the engine
+	Queue    uint16 // first NFQUEUE number
+	// Queues is how many queues (Queue .. Queue+Queues-1), one engine
+	// worker each; 0 means 1. Size it to the board's cores. The steering
+	// rules spread flows over them with --queue-balance, whose hash is
+	// symmetric over the address pair: both directions of a flow reach
+	// the same worker, so flow state needs no lock.
+	Queues uint16
+	// CPUFanout adds --queue-cpu-fanout: the queue is chosen by the CPU
+	// that received the packet instead of the flow hash. It saves a
+	// cross-CPU hop but pins flows to workers only when the NICs steer
+	// both directions of a flow to the same CPU (symmetric RSS); leave it
+	// off unless the board's NICs do that.
+	CPUFanout bool
+	QueueLen  uint32 // packets the kernel may hold for each queue
+	// RcvBuf is each queue's netlink socket receive buffer in bytes (0:
+	// the nfq default, 8 MiB). It must hold a burst of QueueLen packets;
+	// a full buffer fails packets open (counted as uninspected).
+	RcvBuf int
 	// BypassMark is the conntrack/packet mark bit of connections the
 	// engine no longer inspects (0: the default 0x40000000).
 	BypassMark uint32
@@ -32,7 +48,9 @@ type Profile struct {
 }
 
 var profiles = map[string]Profile{
-	"lab": {Name: "lab", LAN: "lan0", WAN: "wan0", Queue: 0, QueueLen: 4096, Arch: "any"},
+	// The lab runs two queues so the demo and its tests exercise the
+	// fan-out the real boards use.
+	"lab": {Name: "lab", LAN: "lan0", WAN: "wan0", Queue: 0, Queues: 2, QueueLen: 4096, RcvBuf: 8 << 20, Arch: "any"},
 }
 
 // Lookup returns the profile called name.
@@ -52,6 +70,16 @@ func Names() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+// QueueNums returns the board's queue numbers.
+func (p Profile) QueueNums() []uint16 {
+	n := max(p.Queues, 1)
+	q := make([]uint16, n)
+	for i := range q {
+		q[i] = p.Queue + uint16(i)
+	}
+	return q
 }
 
 // Mark returns the bypass mark bit, defaulted.

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -12,5 +13,20 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := Lookup("nope"); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("unknown board: %v", err)
+	}
+}
+
+func TestQueueNums(t *testing.T) {
+	for _, tc := range []struct {
+		p    Profile
+		want string
+	}{
+		{Profile{Queue: 0}, "[0]"},
+		{Profile{Queue: 5, Queues: 1}, "[5]"},
+		{Profile{Queue: 2, Queues: 3}, "[2 3 4]"},
+	} {
+		if got := fmt.Sprint(tc.p.QueueNums()); got != tc.want {
+			t.Errorf("Queue %d Queues %d: QueueNums %s, want %s", tc.p.Queue, tc.p.Queues, got, tc.want)
+		}
 	}
 }

@@ -52,8 +52,20 @@ func run(bin string, args ...string) (string, error) {
 // Rules returns the rules Install puts in the UTM chain, as iptables
 // arguments.
 func Rules(p profile.Profile) [][]string {
-	q := strconv.Itoa(int(p.Queue))
 	m := fmt.Sprintf("0x%x", p.Mark())
+	// One queue, or a range spread by the flow hash (symmetric: both
+	// directions of a flow reach the same queue).
+	q := []string{"--queue-num", strconv.Itoa(int(p.Queue))}
+	if p.Queues > 1 {
+		q = []string{"--queue-balance", fmt.Sprintf("%d:%d", p.Queue, p.Queue+p.Queues-1)}
+		if p.CPUFanout {
+			q = append(q, "--queue-cpu-fanout")
+		}
+	}
+	q = append(q, "--queue-bypass")
+	nfq := func(in, out string) []string {
+		return append([]string{"-A", Chain, "-i", in, "-o", out, "-j", "NFQUEUE"}, q...)
+	}
 	return [][]string{
 		// Connections the engine bypassed never reach the queue.
 		{"-A", Chain, "-m", "connmark", "--mark", m + "/" + m, "-j", "ACCEPT"},
@@ -61,8 +73,8 @@ func Rules(p profile.Profile) [][]string {
 		// save it on the connection and let the packet go.
 		{"-A", Chain, "-m", "mark", "--mark", m + "/" + m, "-j", "CONNMARK", "--save-mark", "--nfmask", m, "--ctmask", m},
 		{"-A", Chain, "-m", "mark", "--mark", m + "/" + m, "-j", "ACCEPT"},
-		{"-A", Chain, "-i", p.LAN, "-o", p.WAN, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"},
-		{"-A", Chain, "-i", p.WAN, "-o", p.LAN, "-j", "NFQUEUE", "--queue-num", q, "--queue-bypass"},
+		nfq(p.LAN, p.WAN),
+		nfq(p.WAN, p.LAN),
 	}
 }
 

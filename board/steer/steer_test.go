@@ -41,7 +41,25 @@ func inNetns(t *testing.T, fn func()) {
 }
 
 func TestInstallRemove(t *testing.T) {
-	p, _ := profile.Lookup("lab")
+	lab, _ := profile.Lookup("lab")
+	one := lab
+	one.Queue, one.Queues = 3, 1
+	fanout := lab
+	fanout.Queue, fanout.Queues, fanout.CPUFanout = 4, 4, true
+	for _, tc := range []struct {
+		name string
+		p    profile.Profile
+		want string // the NFQUEUE target as iptables -S prints it
+	}{
+		{"lab", lab, "-j NFQUEUE --queue-balance 0:1 --queue-bypass"},
+		{"one queue", one, "-j NFQUEUE --queue-num 3 --queue-bypass"},
+		{"cpu fanout", fanout, "-j NFQUEUE --queue-balance 4:7 --queue-bypass --queue-cpu-fanout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testInstallRemove(t, tc.p, tc.want) })
+	}
+}
+
+func testInstallRemove(t *testing.T, p profile.Profile, target string) {
 	inNetns(t, func() {
 		for i := 0; i < 2; i++ { // twice: idempotent
 			if err := Install(p); err != nil {
@@ -54,7 +72,7 @@ func TestInstallRemove(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		for _, want := range []string{"-i lan0 -o wan0 -j NFQUEUE --queue-num 0 --queue-bypass", "-i wan0 -o lan0 -j NFQUEUE --queue-num 0 --queue-bypass"} {
+		for _, want := range []string{"-i lan0 -o wan0 " + target, "-i wan0 -o lan0 " + target} {
 			if strings.Count(out, want) != 1 {
 				t.Errorf("rule %q not exactly once in:\n%s", want, out)
 			}

@@ -98,10 +98,10 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 	}
 	defer inj.Close()
 	pool, err := inline.New(inline.Config{
-		Queues: profileQueues(prof),
+		Queues: prof.QueueNums(),
 		Engine: engineConfig(cfg, f, out, inj, log),
 		Bundle: b,
-		NFQ: nfq.Config{MaxQueueLen: prof.QueueLen, FailOpen: true,
+		NFQ: nfq.Config{MaxQueueLen: prof.QueueLen, ReadBuffer: prof.RcvBuf, FailOpen: true,
 			BypassMark: prof.Mark(), KernelBypass: cfg.Steer, Logger: log},
 		HangAfter: f.hangAfter,
 		HangOn:    hangOn(log),
@@ -171,12 +171,6 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 	clean = true
 	os.Remove(alive)
 	return nil
-}
-
-// profileQueues returns the board's queues: prof.Queue, and the range
-// prof.Queue..prof.Queue+Queues-1 once board/profile has Queues.
-func profileQueues(prof profile.Profile) []uint16 {
-	return []uint16{prof.Queue}
 }
 
 // keepAlive touches the alive file every second so its age tells, after a
