@@ -127,11 +127,8 @@ func (e *Engine) checkDestination(b *bundle.Bundle, st *flowState) {
 			return
 		}
 	}
-	if len(e.learned) == 0 {
-		return
-	}
-	l, ok := e.learned[learnKey{p.Src, p.Dst}]
-	if !ok || e.now.After(l.expires) {
+	l, ok := e.learned.lookup(learnKey{p.Src, p.Dst}, e.now)
+	if !ok {
 		return
 	}
 	ind := intel.Indicator{Value: l.ind.Indicator, Kind: l.ind.Kind, Source: l.ind.Source, Family: l.ind.Family}
@@ -141,12 +138,9 @@ func (e *Engine) checkDestination(b *bundle.Bundle, st *flowState) {
 // learn remembers that client resolved a listed domain to addr.
 func (e *Engine) learn(client, addr netip.Addr, domain string, ind *intel.Indicator, ttl uint32) {
 	ttl = min(max(ttl, learnedMinTTL), learnedMaxTTL)
-	k := learnKey{client, addr}
-	if _, ok := e.learned[k]; !ok && len(e.learned) >= learnedMaxCount {
+	if !e.learned.add(learnKey{client, addr}, learned{domain: domain, ind: intelOf(ind), expires: e.now.Add(secs(ttl))}) {
 		e.stats.LearnedFull.Add(1)
-		return
 	}
-	e.learned[k] = learned{domain: domain, ind: intelOf(ind), expires: e.now.Add(secs(ttl))}
 }
 
 // alertIntel raises a C&C alert for a threat-intel hit and applies v.

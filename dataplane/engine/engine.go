@@ -84,7 +84,10 @@ type Config struct {
 	Defrag      defrag.Config // fragment reassembly caps and timeouts (fragment.go)
 	Sink        Sink
 	Reset       Resetter // nil: Reject behaves as Drop (replay)
-	Logger      *slog.Logger
+	// Learned is the table of addresses listed domains resolved to; the
+	// workers of one box share one (NewLearned). nil: the engine's own.
+	Learned *Learned
+	Logger  *slog.Logger
 }
 
 // Engine inspects packets. See the package documentation.
@@ -107,7 +110,7 @@ type Engine struct {
 	lastExpire time.Time
 	defrag     *defrag.Reassembler // made at the first fragment
 	inDatagram bool                // Process runs on a reassembled datagram
-	learned    map[learnKey]learned
+	learned    *Learned
 	fileMem    int64
 	streamMem  stream.Budget
 	pool       sync.Pool // *flowState
@@ -120,14 +123,6 @@ type pktCtx struct {
 	dir     int // 0 to server, 1 to client
 	verdict Verdict
 	discard bool // drop this packet only (stream normalisation); the flow goes on
-}
-
-type learnKey struct{ client, addr netip.Addr }
-
-type learned struct {
-	domain  string
-	ind     alertIntel
-	expires time.Time
 }
 
 // New returns an Engine inspecting with b.
@@ -159,7 +154,10 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 		flows:   flow.NewTable(flow.Config{Max: cfg.MaxFlows}),
 		matches: make([]*rules.Rule, 0, 64),
 		uriBuf:  make([]byte, 0, 4096),
-		learned: make(map[learnKey]learned),
+		learned: cfg.Learned,
+	}
+	if e.learned == nil {
+		e.learned = NewLearned()
 	}
 	e.releaseFn = e.release
 	e.streamMem.Max = cfg.StreamMemory
@@ -303,11 +301,7 @@ func (e *Engine) expire(now time.Time) {
 	if e.defrag != nil {
 		e.defrag.Expire(now) // datagrams that will never complete free their buffers
 	}
-	for k, l := range e.learned {
-		if now.After(l.expires) {
-			delete(e.learned, k)
-		}
-	}
+	e.learned.expire(now)
 }
 
 // Close ends every flow (files still open are reported truncated). Call it

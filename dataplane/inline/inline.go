@@ -214,6 +214,11 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Engine.Logger == nil {
 		cfg.Engine.Logger = cfg.Logger
 	}
+	if cfg.Engine.Learned == nil {
+		// A DNS answer and the connection it leads to may hash to
+		// different queues: the workers share what DNS taught them.
+		cfg.Engine.Learned = engine.NewLearned()
+	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, release: make(chan struct{})}
 	for _, q := range cfg.Queues {
 		p.workers = append(p.workers, &Worker{
