@@ -29,7 +29,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
@@ -67,6 +69,12 @@ type Config struct {
 	// installs them). Without it a Bypass verdict is a plain accept: NF_REPEAT
 	// with rules that do not know the mark would queue the packet again.
 	KernelBypass bool
+	// Batch is the most accepts that share one batch verdict; 0 or 1 sends
+	// one verdict per packet. An accept is held back only while another
+	// packet already waits in the socket (a non-blocking peek), so a batch
+	// never delays a packet behind traffic that has not arrived; a drop or
+	// bypass verdict, or an empty socket, sends the held accepts first.
+	Batch int
 	// NetNS, when nonzero, is a network namespace file descriptor to open
 	// the queue in (queues are per namespace); 0 is the caller's.
 	NetNS  int
@@ -87,9 +95,17 @@ type Queue struct {
 	closing atomic.Bool
 
 	packets, accepted, dropped, errs, verdictErrs atomic.Uint64
-	bypassed, idGaps                              atomic.Uint64
+	bypassed, idGaps, batches                     atomic.Uint64
 	lastID                                        uint32 // only the reader goroutine touches it
 	lastErrLog                                    atomic.Int64
+
+	// Batch verdicts; only the reader goroutine touches these.
+	rc       syscall.RawConn
+	peek     func(fd uintptr) // set once: no closure allocation per packet
+	peekMore bool
+	peekBuf  [1]byte
+	pendID   uint32 // highest accepted packet id not yet verdicted
+	pendN    int    // accepts held back
 }
 
 // DefaultBypassMark is the packet and conntrack mark bit of bypassed
@@ -141,7 +157,49 @@ func Open(cfg Config, h func(pkt []byte) Verdict) (*Queue, error) {
 	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil {
 		cfg.Logger.Warn("nfq: cannot set NETLINK_NO_ENOBUFS; a burst may interrupt reading", "err", err)
 	}
-	return &Queue{cfg: cfg, nf: nf, h: h, log: cfg.Logger, bound: make(chan struct{})}, nil
+	q := &Queue{cfg: cfg, nf: nf, h: h, log: cfg.Logger, bound: make(chan struct{})}
+	if cfg.Batch > 1 {
+		rc, err := nf.Con.SyscallConn()
+		if err != nil {
+			cfg.Logger.Warn("nfq: no raw socket access; verdicts are sent one by one", "err", err)
+			q.cfg.Batch = 0
+		} else {
+			q.rc = rc
+			q.peek = q.peekFD
+		}
+	}
+	return q, nil
+}
+
+// peekFD sets peekMore when another message waits in the socket. Raw
+// syscall: unix.Recvfrom would allocate the sender's address.
+func (q *Queue) peekFD(fd uintptr) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&q.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	q.peekMore = e == 0 && n > 0
+}
+
+// morePending reports whether another packet already waits to be read.
+func (q *Queue) morePending() bool {
+	q.peekMore = false
+	if err := q.rc.Control(q.peek); err != nil {
+		return false
+	}
+	return q.peekMore
+}
+
+// flush sends the accepts held back, as one batch verdict: the kernel
+// accepts every queued packet numbered up to pendID (they are all ours and
+// all decided: the kernel hands packets over in order and the engine keeps
+// none past its handler).
+func (q *Queue) flush() error {
+	if q.pendN == 0 {
+		return nil
+	}
+	id := q.pendID
+	q.pendN = 0
+	q.batches.Add(1)
+	return q.nf.SetVerdictBatch(id, nfqueue.NfAccept)
 }
 
 // Run binds the queue and hands every queued packet to the handler until
@@ -167,6 +225,7 @@ func (q *Queue) Run(ctx context.Context) error {
 
 func (q *Queue) hook(a nfqueue.Attribute) int {
 	if a.PacketID == nil {
+		q.verdictErr(q.flush())
 		return 0
 	}
 	q.packets.Add(1)
@@ -183,6 +242,10 @@ func (q *Queue) hook(a nfqueue.Attribute) int {
 	}
 	q.lastID = id
 	var err error
+	if v != Accept {
+		// Held accepts first: a verdict must not overtake them.
+		q.verdictErr(q.flush())
+	}
 	switch v {
 	case Drop:
 		q.dropped.Add(1)
@@ -203,15 +266,31 @@ func (q *Queue) hook(a nfqueue.Attribute) int {
 		err = q.nf.SetVerdictWithMark(id, nfqueue.NfRepeat, int(q.cfg.BypassMark))
 	default:
 		q.accepted.Add(1)
-		err = q.nf.SetVerdict(id, nfqueue.NfAccept)
-	}
-	if err != nil {
-		q.verdictErrs.Add(1)
-		if q.closing.Load() {
-			return 1 // Close raced the verdict; the kernel drops what is queued
+		if q.cfg.Batch <= 1 {
+			err = q.nf.SetVerdict(id, nfqueue.NfAccept)
+			break
 		}
-		q.logErr("nfq: cannot send a verdict; the kernel keeps the packet until the queue times out", err)
+		q.pendID = id
+		q.pendN++
+		if q.pendN < q.cfg.Batch && q.morePending() {
+			return 0 // the next packet's handler sends it
+		}
+		err = q.flush()
 	}
+	return q.verdictErr(err)
+}
+
+// verdictErr counts and logs a failed verdict; it returns the hook's
+// result: 1 stops the reader (the queue is closing).
+func (q *Queue) verdictErr(err error) int {
+	if err == nil {
+		return 0
+	}
+	q.verdictErrs.Add(1)
+	if q.closing.Load() {
+		return 1 // Close raced the verdict; the kernel drops what is queued
+	}
+	q.logErr("nfq: cannot send a verdict; the kernel keeps the packet until the queue times out", err)
 	return 0
 }
 
@@ -219,6 +298,8 @@ func (q *Queue) onError(ctx context.Context, err error) int {
 	if ctx.Err() != nil {
 		return 1 // stopping: the library interrupts its read with a deadline
 	}
+	// The peek saw this message coming and held accepts for it: send them.
+	q.verdictErr(q.flush())
 	q.errs.Add(1)
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 		return 1
@@ -242,13 +323,14 @@ func (q *Queue) logErr(msg string, err error) {
 // Counters returns the queue's counters by name.
 func (q *Queue) Counters() map[string]uint64 {
 	return map[string]uint64{
-		"packets":        q.packets.Load(),
-		"accepted":       q.accepted.Load(),
-		"dropped":        q.dropped.Load(),
-		"read_errors":    q.errs.Load(),
-		"verdict_errors": q.verdictErrs.Load(),
-		"bypassed":       q.bypassed.Load(),
-		"id_gaps":        q.idGaps.Load(),
+		"packets":         q.packets.Load(),
+		"accepted":        q.accepted.Load(),
+		"dropped":         q.dropped.Load(),
+		"read_errors":     q.errs.Load(),
+		"verdict_errors":  q.verdictErrs.Load(),
+		"bypassed":        q.bypassed.Load(),
+		"id_gaps":         q.idGaps.Load(),
+		"verdict_batches": q.batches.Load(),
 	}
 }
 

@@ -238,3 +238,109 @@ func overflow(t *testing.T, failOpen bool) (got int, held int64) {
 	once.Do(func() { close(release) })
 	return got, held
 }
+
+// TestBatchVerdicts queues a burst behind a held packet, so accepts are
+// batched: every accepted datagram arrives, every dropped one does not
+// (a drop in the middle of a batch is not swallowed by the batch verdict
+// of the accepts around it), far fewer verdict messages than packets are
+// sent, and a lone exchange afterwards is not delayed waiting for a batch.
+func TestBatchVerdicts(t *testing.T) {
+	l := nslab.New(t)
+	echoServer(t, l)
+	steer(t, l)
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(nslab.ServerAddr, 5353))
+	var srv *net.UDPConn
+	if err := nslab.Do(l.Server, func() (err error) {
+		srv, err = net.ListenUDP("udp4", dst)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	got := make(map[string]bool)
+	var gotMu sync.Mutex
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := srv.Read(buf)
+			if err != nil {
+				return
+			}
+			gotMu.Lock()
+			got[string(buf[:n])] = true
+			gotMu.Unlock()
+		}
+	}()
+
+	release := make(chan struct{})
+	var first atomic.Bool
+	q := openQueue(t, l, Config{FailOpen: true, Batch: 64}, func(pkt []byte) Verdict {
+		var p packet.Parsed
+		if p.Decode(pkt) != packet.OK || p.Proto != packet.ProtoUDP {
+			return Accept
+		}
+		if first.CompareAndSwap(false, true) {
+			<-release // hold the first datagram until the burst is queued
+		}
+		if len(p.Payload) > 0 && p.Payload[0] == 'd' {
+			return Drop
+		}
+		return Accept
+	})
+	var cli *net.UDPConn
+	if err := nslab.Do(l.Client, func() (err error) {
+		cli, err = net.DialUDP("udp4", nil, dst)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	const n = 300
+	for i := 0; i < n; i++ {
+		kind := "a"
+		if i%10 == 5 {
+			kind = "d"
+		}
+		cli.Write(fmt.Appendf(nil, "%s%d", kind, i))
+	}
+	time.Sleep(200 * time.Millisecond) // the burst reaches the queue
+	close(release)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		gotMu.Lock()
+		k := len(got)
+		gotMu.Unlock()
+		if k >= n-n/10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	gotMu.Lock()
+	for i := 0; i < n; i++ {
+		a, d := got[fmt.Sprintf("a%d", i)], got[fmt.Sprintf("d%d", i)]
+		if i%10 == 5 && d {
+			t.Errorf("datagram %d had verdict Drop but arrived: a batch verdict overtook it", i)
+		}
+		if i%10 != 5 && !a {
+			t.Errorf("accepted datagram %d never arrived", i)
+		}
+	}
+	gotMu.Unlock()
+	c := q.Counters()
+	t.Logf("counters: %v", c)
+	if c["verdict_batches"] == 0 || c["verdict_batches"] > c["accepted"]/4 {
+		t.Errorf("%d batch verdicts for %d accepts: want batching (at most one per 4 accepts in a queued burst)", c["verdict_batches"], c["accepted"])
+	}
+	if c["dropped"] != n/10 {
+		t.Errorf("dropped %d, want %d", c["dropped"], n/10)
+	}
+	// A lone exchange on a quiet queue: its packets are verdicted at once.
+	start := time.Now()
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("TCP exchange after the burst: %q, %v", got, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a lone exchange took %v: accepts were held waiting for a batch", d)
+	}
+}

@@ -60,6 +60,7 @@ type flags struct {
 	inspect, metrics                  string
 	queues                            queueList
 	hangAfter                         time.Duration
+	verdictBatch                      int
 	noSteer, testRules, showVersion   bool
 	supervise                         bool
 }
@@ -116,6 +117,7 @@ func main() {
 	fs.StringVar(&f.inspect, "inspect", "full", "`mode`: full, or none (decode and track flows, accept everything: the benchmark baseline)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9101)")
 	fs.DurationVar(&f.hangAfter, "hang-after", inline.DefaultHangAfter, "a worker busy with one packet this long is hung: alert and exit for a restart")
+	fs.IntVar(&f.verdictBatch, "verdict-batch", 64, "send up to `n` accepts as one batch verdict while more packets wait (1: one verdict per packet)")
 	fs.BoolVar(&f.noSteer, "no-steer", false, "do not install the iptables steering rules (the caller steers)")
 	fs.BoolVar(&f.testRules, "T", false, "load the rules, report what was rejected and exit")
 	fs.BoolVar(&f.supervise, "supervise", false, "run utmd with the other flags as a child and restart it whenever it dies")
