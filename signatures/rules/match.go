@@ -6,25 +6,18 @@ import (
 )
 
 // Match appends to out[:0] the rules that match in and returns it: first
-// the rules without a positive content, then per present buffer (in Buffer
-// order) the rules whose prefilter inspects it, each in load order. A rule
-// appears at most once. Match does not allocate when out has room.
+// the rules without a positive content (grouped by protocol and
+// application, load order within a group), then per present buffer (in
+// Buffer order) the rules whose fast pattern inspects it, each in load
+// order. A rule appears at most once. Match does not allocate when out has
+// room, except on an Input's first Match (its scratch). Concurrent calls
+// are safe with one Input per goroutine.
 func (s *Set) Match(in *Input, out []*Rule) []*Rule {
 	out = out[:0]
 	if s == nil {
 		return out
 	}
-	for _, r := range s.always {
-		if r.quick(in) && r.full(in) {
-			out = append(out, r)
-		}
-	}
-	for b := Buffer(0); b < NumBuffers; b++ {
-		if data := in.Buf[b]; data != nil && len(s.byBuf[b].rules) > 0 {
-			out = s.byBuf[b].match(in, data, out)
-		}
-	}
-	return out
+	return s.prefilterMatch(in, out) // prefilter.go
 }
 
 // quick checks what costs a comparison or two: protocol, application and

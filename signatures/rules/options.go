@@ -19,6 +19,9 @@ type content struct {
 	distance int
 	within   int // 0: none
 	relative bool
+
+	fast             bool // fast_pattern (prefilter.go)
+	fastOff, fastLen int  // fast_pattern:offset,length; fastLen 0: the whole pattern
 }
 
 // parser state while reading one rule's options.
@@ -62,7 +65,7 @@ func init() {
 			return contentOpt(p, v, BufHTTPURI)
 		},
 		"nocase":       nocaseOpt,
-		"fast_pattern": func(p *ruleParser, v string) error { return needContent(p, "fast_pattern") },
+		"fast_pattern": fastPatternOpt, // prefilter.go
 		"depth":        func(p *ruleParser, v string) error { return modOpt(p, "depth", v) },
 		"offset":       func(p *ruleParser, v string) error { return modOpt(p, "offset", v) },
 		"distance":     func(p *ruleParser, v string) error { return modOpt(p, "distance", v) },
@@ -439,9 +442,7 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 				r.app = "http"
 			}
 		}
-		if !c.negate && (r.pre == nil || len(c.pat) > len(r.pre.pat)) {
-			r.pre = c
-		}
 	}
+	r.selectFastPattern() // prefilter.go
 	return r, nil
 }

@@ -82,6 +82,10 @@ type Input struct {
 	ToServer         bool
 	Established      bool
 	Buf              [NumBuffers][]byte // nil: absent in this inspection
+
+	// Match's working memory (prefilter.go), made on the first Match and
+	// reused: an Input serves one goroutine at a time.
+	scratch *scratch
 }
 
 // Rule is one loaded signature.
@@ -110,9 +114,7 @@ type Rule struct {
 	flowToServer, flowToClient, flowEstablished bool
 
 	contents []content
-	pre      *content  // longest positive content: the prefilter
-	prePairs [2]uint16 // pairHash of pre's first and last byte pairs
-	hasPairs bool
+	pre      *content // the fast pattern's content (prefilter.go); nil: none
 }
 
 // LoadError reports a rule that was not loaded.
@@ -229,9 +231,8 @@ func (r *Rule) Stars() int {
 // Set is a loaded rule set, indexed for matching. It is read-only after
 // Parse and safe for concurrent Match calls.
 type Set struct {
-	rules  []*Rule
-	byBuf  [NumBuffers]bucket // rules by the buffer of their prefilter content
-	always []*Rule            // rules with no positive content: checked on every Match
+	rules []*Rule
+	pf    prefilter // prefilter.go: automata per buffer, groups, profiling
 }
 
 // Len returns the number of rules.
@@ -247,11 +248,7 @@ func (s *Set) Rules() []*Rule { return s.rules }
 
 func (s *Set) add(r *Rule) {
 	s.rules = append(s.rules, r)
-	if r.pre == nil {
-		s.always = append(s.always, r)
-		return
-	}
-	s.byBuf[r.pre.buf].add(r)
+	s.pf.add(int32(len(s.rules)-1), r)
 }
 
 // Merge returns a set with the rules of all sets.
@@ -265,6 +262,7 @@ func Merge(sets ...*Set) *Set {
 			out.add(r)
 		}
 	}
+	out.pf.compile()
 	return out
 }
 
@@ -327,5 +325,6 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 	if err := sc.Err(); err != nil {
 		errs = append(errs, LoadError{File: file, Line: lineNo + 1, Reason: "reading stopped: " + err.Error()})
 	}
+	s.pf.compile()
 	return s, errs
 }

@@ -511,7 +511,7 @@ func TestIndexFold(t *testing.T) {
 	}
 }
 
-// TestPrefilterNoFalseNegative checks a big bucket (pair filter on) against
+// TestPrefilterNoFalseNegative checks a big bucket (automaton on) against
 // a brute-force match of every rule on random, case-mixed buffers.
 func TestPrefilterNoFalseNegative(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
@@ -532,8 +532,8 @@ func TestPrefilterNoFalseNegative(t *testing.T) {
 		fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
 	}
 	s := load(t, text.String())
-	if len(s.byBuf[BufHTTPURI].rules) < pairMinRule {
-		t.Fatal("bucket too small to exercise the pair filter")
+	if s.pf.byBuf[BufHTTPURI].ac == nil {
+		t.Fatal("bucket too small to get an automaton")
 	}
 	hits := 0
 	for n := 0; n < 2000; n++ {
