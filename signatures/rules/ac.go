@@ -40,8 +40,12 @@ const (
 
 // buildAutomaton compiles pats. It keeps the pattern ids (indexes in pats).
 func buildAutomaton(pats []acPattern) *automaton {
-	a := &automaton{pats: pats}
-	a.depth = chooseDepth(pats)
+	return buildAutomatonDepth(pats, chooseDepth(pats))
+}
+
+// buildAutomatonDepth compiles pats holding at most depth bytes of each.
+func buildAutomatonDepth(pats []acPattern, depth int) *automaton {
+	a := &automaton{pats: pats, depth: depth}
 	for i := range a.pats {
 		a.pats[i].pre = min(len(a.pats[i].pat), a.depth)
 	}

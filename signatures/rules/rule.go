@@ -262,7 +262,7 @@ func Merge(sets ...*Set) *Set {
 			out.add(r)
 		}
 	}
-	out.pf.compile()
+	out.pf.compile() // the automata; a Set from Parse alone builds them on its first Match
 	return out
 }
 
@@ -325,6 +325,5 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 	if err := sc.Err(); err != nil {
 		errs = append(errs, LoadError{File: file, Line: lineNo + 1, Reason: "reading stopped: " + err.Error()})
 	}
-	s.pf.compile()
 	return s, errs
 }
