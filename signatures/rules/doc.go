@@ -27,11 +27,15 @@
 // occurrence is tried when the rest of the list fails (bounded). Contents
 // on the HTTP host buffer are caseless (Suricata lowercases that buffer).
 //
-// Matching: every rule is indexed under the buffer of its longest positive
-// content (its prefilter); rules without one are checked on every Match.
-// Match looks only at rules whose prefilter buffer is present in the Input,
-// drops most of them with a byte-pair filter, checks protocol and flow,
-// searches the prefilter pattern, then verifies addresses, ports and every
-// content list. Match does not allocate. The prefilter (prefilter.go) is
-// the seam where the IPS issue puts a multi-pattern automaton.
+// Matching: every rule is indexed under the buffer of its fast pattern
+// (the content marked fast_pattern, chopped by fast_pattern:offset,length,
+// else its longest positive content); each buffer's rules are compiled into
+// one Aho-Corasick DFA over case-folded byte classes (prefilter.go, ac.go).
+// Match runs each present buffer through its automaton once (one table load
+// per byte, whatever the number of rules), then verifies the rules of the
+// confirmed patterns in load order: protocol and flow, header, every
+// content list. Rules without a positive content are grouped by protocol
+// and application. Match does not allocate once the Input has its scratch
+// (made on its first Match); one Set serves many goroutines, one Input
+// each. Set.EnableProfiling counts per rule checks, matches and time.
 package rules

@@ -212,7 +212,7 @@ alert http any any -> any any (msg:"negated"; http.uri; content:"/cgi-bin/"; con
 		{"/login", nil},
 		{"/Login", []int{2}},
 		{"/wp-content/plugins/evil.php", []int{3}},
-		{"/x/CONTENT/plugins/evil", nil},      // the chop hits, the content does not
+		{"/x/content/plugins/evil", nil},      // the chop hits, the content does not
 		{"/wp-content/plugins/good.php", nil}, // the chop hits, the second content does not
 		{"/setup.php", []int{4}},
 		{"/cgi-bin/one", []int{7, 9, 10, 11}},
