@@ -63,6 +63,7 @@ type flags struct {
 	verdictBatch                      int
 	noSteer, testRules, showVersion   bool
 	supervise                         bool
+	profileRules                      bool
 }
 
 // queueList is the repeatable -q flag: N or A:B.
@@ -122,6 +123,7 @@ func main() {
 	fs.BoolVar(&f.testRules, "T", false, "load the rules, report what was rejected and exit")
 	fs.BoolVar(&f.supervise, "supervise", false, "run utmd with the other flags as a child and restart it whenever it dies")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&f.profileRules, "profile-rules", false, "with -r: profile every rule and print the 20 most expensive at the end")
 	fs.Parse(os.Args[1:])
 
 	if f.inspect != "full" && f.inspect != "none" {
@@ -208,6 +210,10 @@ func runReplay(log *slog.Logger, f flags) error {
 	b, err := loadBundle(log, f, config.Signatures{})
 	if err != nil {
 		return err
+	}
+	if f.profileRules {
+		b.Rules.EnableProfiling()
+		defer printRuleProfile(os.Stdout, b.Rules, 20)
 	}
 	dir := f.logDir
 	if dir == "" {
