@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Action is what a matching rule asks for.
@@ -83,6 +84,11 @@ type Input struct {
 	Established      bool
 	Buf              [NumBuffers][]byte // nil: absent in this inspection
 
+	// Stateful keywords (PostMatch, flowbits.go, threshold.go).
+	Flowbits *Bits     // the flow's flowbits; nil: no flow (conditions fail)
+	Tracker  *Tracker  // threshold/detection_filter counts; nil: no limiting
+	Now      time.Time // the packet's timestamp (windows use packet time)
+
 	// Match's working memory (prefilter.go), made on the first Match and
 	// reused: an Input serves one goroutine at a time.
 	scratch *scratch
@@ -115,6 +121,12 @@ type Rule struct {
 
 	contents []content
 	pre      *content // the fast pattern's content (prefilter.go); nil: none
+
+	fb      []flowbitOp // flowbits.go
+	fbRank  uint8       // evaluation order in PostMatch
+	fbGen   uint64      // the Set generation that numbered fb
+	noAlert bool
+	thr, df *threshold // threshold.go: threshold, detection_filter
 }
 
 // LoadError reports a rule that was not loaded.
@@ -233,6 +245,10 @@ func (r *Rule) Stars() int {
 type Set struct {
 	rules []*Rule
 	pf    prefilter // prefilter.go: automata per buffer, groups, profiling
+
+	fbNames  map[string]uint32 // flowbits.go: flowbit name -> bit
+	gen      uint64            // generation, set when a rule uses flowbits
+	stateful bool              // a rule uses flowbits, noalert, threshold or detection_filter
 }
 
 // Len returns the number of rules.
@@ -247,6 +263,7 @@ func (s *Set) Len() int {
 func (s *Set) Rules() []*Rule { return s.rules }
 
 func (s *Set) add(r *Rule) {
+	r = s.internFlowbits(r) // flowbits.go: bit numbers are per Set
 	s.rules = append(s.rules, r)
 	s.pf.add(int32(len(s.rules)-1), r)
 }
