@@ -42,6 +42,7 @@ func (e *Engine) input(st *flowState, dir int) *rules.Input {
 	in.ToServer = dir == 0
 	in.Established = st.established || p.Proto != 6
 	in.Buf = [rules.NumBuffers][]byte{}
+	in.Flowbits, in.Tracker, in.Now = &st.bits, e.tracker, e.now
 	return in
 }
 
@@ -67,6 +68,8 @@ func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, me
 		return
 	}
 	e.matches = b.Rules.Match(in, e.matches[:0])
+	// flowbits, detection_filter, noalert, threshold: what remains acts.
+	e.matches = b.Rules.PostMatch(in, e.matches)
 	if len(e.matches) == 0 {
 		return
 	}

@@ -39,6 +39,20 @@
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                n/a (datagrams, not bypassed)
 //
+// Stateful rule keywords (rules.Set.PostMatch, after each Match): a flow's
+// flowbits live in its state (rules.Bits, words allocated once per pooled
+// state and kept) and are cleared when the flow ends or when a reloaded rule
+// Set first touches them (a new Set may number the names differently, so a
+// detection spanning a reload can be missed, never misfired). Within one
+// inspection the rules that set bits run before those that test them. A
+// noalert rule sets its bits and never alerts, drops or rejects. threshold
+// and detection_filter counts live in one rules.Tracker per Engine, that is
+// per worker queue (no lock on the packet path): a source whose flows hash
+// to two queues is counted on each separately. The tracker is bounded
+// (Config.ThresholdEntries, default 16384 entries of 64 bytes); windows
+// evicted for lack of room are counted (threshold_evicted) and restart.
+// Windows run on packet timestamps, so a replay gives the same alerts.
+//
 // Detections the engine raises itself (gid 1):
 //
 //	2210001  AV: malicious file in an HTTP transfer             ★★★ blocked

@@ -87,7 +87,11 @@ type Config struct {
 	// Learned is the table of addresses listed domains resolved to; the
 	// workers of one box share one (NewLearned). nil: the engine's own.
 	Learned *Learned
-	Logger  *slog.Logger
+	// ThresholdEntries sizes the table of threshold and detection_filter
+	// counts (rules.Tracker, about 64 bytes an entry); each worker has its
+	// own. Default 16384.
+	ThresholdEntries int
+	Logger           *slog.Logger
 }
 
 // Engine inspects packets. See the package documentation.
@@ -111,6 +115,7 @@ type Engine struct {
 	defrag     *defrag.Reassembler // made at the first fragment
 	inDatagram bool                // Process runs on a reassembled datagram
 	learned    *Learned
+	tracker    *rules.Tracker // threshold/detection_filter counts of this worker
 	fileMem    int64
 	streamMem  stream.Budget
 	pool       sync.Pool // *flowState
@@ -148,6 +153,9 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ThresholdEntries <= 0 {
+		cfg.ThresholdEntries = 16384
+	}
 	e := &Engine{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -160,6 +168,7 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 		e.learned = NewLearned()
 	}
 	e.releaseFn = e.release
+	e.tracker = rules.NewTracker(cfg.ThresholdEntries)
 	e.streamMem.Max = cfg.StreamMemory
 	e.bundle.Store(b)
 	return e

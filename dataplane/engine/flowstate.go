@@ -8,6 +8,7 @@ import (
 	"github.com/openutm/utm/dataplane/packet"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/signatures/bundle"
+	"github.com/openutm/utm/signatures/rules"
 )
 
 type appProto uint8
@@ -64,7 +65,8 @@ type flowState struct {
 	status  int
 	file    [2]fileState
 
-	alerted []int // sids already alerted on this flow
+	alerted []int      // sids already alerted on this flow
+	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -121,6 +123,7 @@ func (e *Engine) release(f *flow.Flow) {
 	st.tls = [2]tlsRecords{}
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
+	st.bits.Reset() // keeps its words for the next flow
 	e.pool.Put(st)
 }
 

@@ -81,6 +81,8 @@ func (e *Engine) Counters() map[string]uint64 {
 		"scan_errors":        s.ScanErrors.Load(),
 		"reset_errors":       s.ResetErrors.Load(),
 		"alerts":             s.Alerts.Load(),
+		"threshold_entries":  uint64(e.tracker.Stats().Entries),
+		"threshold_evicted":  e.tracker.Stats().Evicted,
 		"stream_conflicts":   s.Stream.Conflicts.Load(),
 		"stream_gaps":        s.Stream.Gaps.Load(),
 		"stream_gap_bytes":   s.Stream.GapBytes.Load(),

@@ -18,8 +18,11 @@
 // classtype, priority, reference, metadata, target, content (|hex|,
 // escapes, negation), uricontent, nocase, depth, offset, distance, within,
 // fast_pattern (accepted), flow, the sticky buffers and legacy modifiers of
-// Buffer. Everything else (pcre, flowbits, threshold, isdataat, dsize,
-// byte_*, ...) is rejected as "unsupported keyword" until the IPS issue.
+// Buffer, flowbits and noalert (flowbits.go), threshold and
+// detection_filter (threshold.go); the stateful ones act in Set.PostMatch,
+// which the caller runs on Match's result with the flow's Bits and its
+// Tracker in the Input. Everything else (pcre, isdataat, dsize, byte_*,
+// ...) is rejected as "unsupported keyword" until the IPS issue.
 //
 // Content semantics follow Suricata: each buffer has its own content list;
 // a relative content (distance/within) counts from the end of the previous
