@@ -12,6 +12,9 @@ import (
 type addrSet struct {
 	any      bool
 	pos, neg []netip.Prefix
+
+	v4   []v4Range      // addrindex.go: pos's IPv4 ranges, sorted; nil: not indexed
+	pos6 []netip.Prefix // pos's IPv6 prefixes when indexed
 }
 
 func (a *addrSet) match(ip netip.Addr) bool {
@@ -19,10 +22,14 @@ func (a *addrSet) match(ip netip.Addr) bool {
 		return true
 	}
 	ok := len(a.pos) == 0
-	for _, p := range a.pos {
-		if p.Contains(ip) {
-			ok = true
-			break
+	if a.v4 != nil {
+		ok = a.matchIndexed(ip)
+	} else {
+		for _, p := range a.pos {
+			if p.Contains(ip) {
+				ok = true
+				break
+			}
 		}
 	}
 	if !ok {
@@ -146,6 +153,7 @@ func parseAddr(field string, vars Vars) (addrSet, error) {
 	if !a.any && len(a.pos) == 0 && len(a.neg) == 0 {
 		return addrSet{}, fmt.Errorf("address %q is empty", field)
 	}
+	a.index()
 	return a, nil
 }
 
