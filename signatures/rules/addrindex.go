@@ -12,7 +12,7 @@ import (
 // whatever the list's length. IPv6 entries of such a list stay linear.
 
 // addrIndexMin is the shortest positive list that gets an index.
-const addrIndexMin = 8
+const addrIndexMin = 1
 
 type v4Range struct{ lo, hi uint32 }
 

@@ -58,6 +58,7 @@ type ruleGroup struct {
 type prefilter struct {
 	byBuf  [NumBuffers]bucket
 	groups []ruleGroup
+	ip     ipOnly // iponly.go: header-only rules keyed by a long address list
 
 	once     sync.Once
 	maxRules int // largest bucket: candidate bitset size
@@ -77,6 +78,9 @@ type scratch struct {
 
 func (p *prefilter) add(id int32, r *Rule) {
 	if r.pre == nil {
+		if p.ip.take(id, r) {
+			return
+		}
 		for i := range p.groups {
 			g := &p.groups[i]
 			if g.ipProto == r.ipProto && g.app == r.app {
@@ -94,6 +98,7 @@ func (p *prefilter) add(id int32, r *Rule) {
 // compile builds the automata once every rule is added.
 func (p *prefilter) compile() {
 	p.once.Do(func() {
+		p.ip.compile()
 		for i := range p.byBuf {
 			b := &p.byBuf[i]
 			p.maxRules = max(p.maxRules, len(b.rules))
@@ -177,6 +182,7 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 			}
 		}
 	}
+	out = p.ip.match(in, prof, out)
 	var sc *scratch
 	for bi := range p.byBuf {
 		b := &p.byBuf[bi]
