@@ -223,6 +223,7 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 			ev.HTTP.Status = st.status
 		}
 	}
+	ev.TLS = st.tlsMeta() // tls.go
 	return ev
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/dataplane/packet"
 	"github.com/openutm/utm/dataplane/stream"
+	"github.com/openutm/utm/dataplane/tlshello"
 	"github.com/openutm/utm/signatures/bundle"
 	"github.com/openutm/utm/signatures/rules"
 )
@@ -67,6 +68,8 @@ type flowState struct {
 
 	alerted []int      // sids already alerted on this flow
 	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
+
+	hello tlshello.Parser // TLS handshake (tls.go)
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -121,6 +124,7 @@ func (e *Engine) release(f *flow.Flow) {
 	st.rst, st.bypass, st.reqSeen, st.tiny = false, false, false, 0
 	st.depth = [2]int{}
 	st.tls = [2]tlsRecords{}
+	st.hello.Reset()
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
@@ -282,6 +286,7 @@ func (st *flowState) data(d int, b []byte) {
 	case appHTTP:
 		st.http.Feed(http1.Dir(d), b)
 	case appTLS:
+		st.tlsHandshake(d, b) // tls.go
 		if !st.tls[d].feed(b) {
 			st.app = appOpaque // not TLS after all: inspected to the stream depth
 		}

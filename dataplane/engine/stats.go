@@ -18,6 +18,7 @@ type Stats struct {
 	Flows, FlowsBlocked, FlowTableFull  atomic.Uint64
 	Midstream, StreamOverflow           atomic.Uint64
 	Stream                              StreamStats // reassembly evasion and bypass (evasion.go)
+	TLS                                 TLSStats    // handshake parsing (tls.go)
 	HTTPRequests, DNSQueries            atomic.Uint64
 	DNSMalformed                        atomic.Uint64
 	Files, FilesMalicious, FilesPartial atomic.Uint64
@@ -92,6 +93,11 @@ func (e *Engine) Counters() map[string]uint64 {
 		"tiny_segment_flows": s.Stream.TinySegmentFlows.Load(),
 		"bypass_depth":       s.Stream.BypassDepth.Load(),
 		"bypass_tls":         s.Stream.BypassTLS.Load(),
+		"tls_client_hellos":  s.TLS.ClientHellos.Load(),
+		"tls_server_hellos":  s.TLS.ServerHellos.Load(),
+		"tls_certificates":   s.TLS.Certificates.Load(),
+		"tls_not_tls":        s.TLS.NotTLS.Load(),
+		"tls_overflow":       s.TLS.Overflow.Load(),
 		"bypass_pass_rule":   s.Stream.BypassPass.Load(),
 		"alerts_1star":       s.AlertsByStars[1].Load(),
 		"alerts_2star":       s.AlertsByStars[2].Load(),

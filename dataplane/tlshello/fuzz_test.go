@@ -41,8 +41,8 @@ func FuzzParse(f *testing.F) {
 func TestFuzzSeeds(t *testing.T) {
 	r12, r13 := recordings(t)
 	seeds := map[string][3]any{
-		"tls12": {r12.client, r12.server, uint16(300)},
-		"tls13": {r13.client, r13.server, uint16(517)},
+		"tls12": {r12.Client, r12.Server, uint16(300)},
+		"tls13": {r13.Client, r13.Server, uint16(517)},
 		"ja3":   {rec(22, publishedHello("bad.example")), rec(22, serverHello12()), uint16(3)},
 	}
 	for name, s := range seeds {

@@ -106,7 +106,7 @@ func TestRecordedHandshakes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var p Parser
-			evs := feedAll(&p, c.r.client, c.r.server, 0)
+			evs := feedAll(&p, c.r.Client, c.r.Server, 0)
 			if fmt.Sprint(evs) != fmt.Sprint(c.events) {
 				t.Fatalf("events %v, want %v", evs, c.events)
 			}
@@ -114,16 +114,16 @@ func TestRecordedHandshakes(t *testing.T) {
 			if string(in.SNI) != "bad.example" {
 				t.Errorf("SNI %q, want bad.example", in.SNI)
 			}
-			if want := ja3Of(VersionTLS12, c.r.hello); string(in.JA3) != want {
+			if want := ja3Of(VersionTLS12, c.r.Hello); string(in.JA3) != want {
 				t.Errorf("JA3\n got %s\nwant %s", in.JA3, want)
 			}
 			if string(in.JA3Hash) != md5hex(string(in.JA3)) {
 				t.Errorf("JA3 hash %s is not the MD5 of %q", in.JA3Hash, in.JA3)
 			}
-			if in.ServerVersion != c.version || c.r.state.Version != c.version {
-				t.Errorf("server version %#x, connection %#x, want %#x", in.ServerVersion, c.r.state.Version, c.version)
+			if in.ServerVersion != c.version || c.r.State.Version != c.version {
+				t.Errorf("server version %#x, connection %#x, want %#x", in.ServerVersion, c.r.State.Version, c.version)
 			}
-			if pre := fmt.Sprintf("771,%d,", c.r.state.CipherSuite); !strings.HasPrefix(string(in.JA3S), pre) || string(in.JA3SHash) != md5hex(string(in.JA3S)) {
+			if pre := fmt.Sprintf("771,%d,", c.r.State.CipherSuite); !strings.HasPrefix(string(in.JA3S), pre) || string(in.JA3SHash) != md5hex(string(in.JA3S)) {
 				t.Errorf("JA3S %q / %s: want prefix %q and its MD5", in.JA3S, in.JA3SHash, pre)
 			}
 			if c.version == VersionTLS13 {
@@ -131,7 +131,7 @@ func TestRecordedHandshakes(t *testing.T) {
 					t.Errorf("TLS 1.3: JA3S %q should list supported_versions (43) and no certificate be seen, subject %q", in.JA3S, in.Subject)
 				}
 			} else {
-				checkCert(t, in, c.r.cert)
+				checkCert(t, in, c.r.Cert)
 			}
 			for d := 0; d < 2; d++ {
 				if p.Status(d) != Encrypted {
@@ -163,17 +163,17 @@ func TestSplitEverywhere(t *testing.T) {
 	r12, r13 := recordings(t)
 	for _, r := range []recorded{r12, r13} {
 		var whole Parser
-		feedAll(&whole, r.client, r.server, 0)
+		feedAll(&whole, r.Client, r.Server, 0)
 		want := snapshot(whole.Info())
-		for d, b := range [][]byte{r.client, r.server} {
+		for d, b := range [][]byte{r.Client, r.Server} {
 			for i := 0; i <= len(b); i++ {
 				var p Parser
 				if d == 0 {
 					p.Feed(0, b[:i])
 					p.Feed(0, b[i:])
-					p.Feed(1, r.server)
+					p.Feed(1, r.Server)
 				} else {
-					p.Feed(0, r.client)
+					p.Feed(0, r.Client)
 					p.Feed(1, b[:i])
 					p.Feed(1, b[i:])
 				}
@@ -183,7 +183,7 @@ func TestSplitEverywhere(t *testing.T) {
 			}
 		}
 		var p Parser
-		feedAll(&p, r.client, r.server, 1)
+		feedAll(&p, r.Client, r.Server, 1)
 		if got := snapshot(p.Info()); got != want {
 			t.Fatalf("byte by byte:\n got %s\nwant %s", got, want)
 		}
@@ -315,7 +315,7 @@ func TestBadInput(t *testing.T) {
 // the rest is skipped unbuffered, even when the chain spans records.
 func TestCertificateChain(t *testing.T) {
 	r12, _ := recordings(t)
-	leaf := r12.cert.Raw
+	leaf := r12.Cert.Raw
 	other := make([]byte, 30000) // a big second "certificate": never parsed, never kept
 	chain := append(u24(len(leaf)), leaf...)
 	chain = append(chain, u24(len(other))...)
@@ -342,7 +342,7 @@ func TestCertificateChain(t *testing.T) {
 		if evs != ServerHello|Certificate || p.Status(1) != Following {
 			t.Fatalf("chunk %d: events %v, status %v", chunk, evs, p.Status(1))
 		}
-		checkCert(t, p.Info(), r12.cert)
+		checkCert(t, p.Info(), r12.Cert)
 		if c := cap(p.dirs[1].buf); c > 8<<10 {
 			t.Fatalf("chunk %d: buffered %d bytes for a %d-byte leaf", chunk, c, len(leaf))
 		}
@@ -365,15 +365,15 @@ func serverHello12() []byte {
 func TestResetReuses(t *testing.T) {
 	r12, r13 := recordings(t)
 	var p Parser
-	feedAll(&p, r12.client, r12.server, 100)
+	feedAll(&p, r12.Client, r12.Server, 100)
 	want := snapshot(p.Info())
 	p.Reset()
 	if p.Info().SNI != nil || p.Status(0) != Following {
 		t.Fatal("Reset kept state")
 	}
-	feedAll(&p, r13.client, r13.server, 100)
+	feedAll(&p, r13.Client, r13.Server, 100)
 	p.Reset()
-	feedAll(&p, r12.client, r12.server, 100)
+	feedAll(&p, r12.Client, r12.Server, 100)
 	if got := snapshot(p.Info()); got != want {
 		t.Fatalf("after Reset:\n got %s\nwant %s", got, want)
 	}
@@ -386,7 +386,7 @@ func TestAllocs(t *testing.T) {
 	var p Parser
 	run := func() {
 		for _, r := range []recorded{r12, r13} {
-			feedChunks(&p, r.client, r.server, 300)
+			feedChunks(&p, r.Client, r.Server, 300)
 			p.Reset()
 		}
 	}
@@ -407,10 +407,10 @@ func BenchmarkHandshake(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var p Parser
-			b.SetBytes(int64(len(c.r.client) + len(c.r.server)))
+			b.SetBytes(int64(len(c.r.Client) + len(c.r.Server)))
 			b.ReportAllocs()
 			for b.Loop() {
-				feedChunks(&p, c.r.client, c.r.server, c.chunk)
+				feedChunks(&p, c.r.Client, c.r.Server, c.chunk)
 				p.Reset()
 			}
 		})
@@ -421,7 +421,7 @@ func BenchmarkHandshake(b *testing.B) {
 // certificate (the package doc's choice).
 func BenchmarkCertificate(b *testing.B) {
 	r12, _ := recordings(b)
-	der := r12.cert.Raw
+	der := r12.Cert.Raw
 	b.Run("der-walk", func(b *testing.B) {
 		var p Parser
 		b.ReportAllocs()

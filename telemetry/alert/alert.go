@@ -149,10 +149,26 @@ type DNS struct {
 	RCode  string `json:"rcode,omitempty"`
 }
 
-// TLS is handshake metadata.
+// TLS is handshake metadata, as Suricata's EVE "tls" object: the server
+// name the client asked for, the server certificate's names, serial and
+// fingerprint (TLS <= 1.2 only: 1.3 encrypts it) and the JA3/JA3S client
+// and server fingerprints. Never application data.
 type TLS struct {
-	SNI string `json:"sni,omitempty"`
-	JA3 string `json:"ja3,omitempty"`
+	SNI         string `json:"sni,omitempty"`
+	Subject     string `json:"subject,omitempty"`     // "C=US, O=Let's Encrypt, CN=R3"
+	IssuerDN    string `json:"issuerdn,omitempty"`    // same form
+	Serial      string `json:"serial,omitempty"`      // "00:A1:B2:..."
+	Fingerprint string `json:"fingerprint,omitempty"` // SHA-1, "4a:a3:..."
+	Version     string `json:"version,omitempty"`     // "TLS 1.2", "TLS 1.3"
+	JA3         *JA3   `json:"ja3,omitempty"`
+	JA3S        *JA3   `json:"ja3s,omitempty"`
+}
+
+// JA3 is a JA3 or JA3S fingerprint: the MD5 (hex) of the string of
+// handshake parameters (decimal numbers only).
+type JA3 struct {
+	Hash   string `json:"hash,omitempty"`
+	String string `json:"string,omitempty"`
 }
 
 // Email holds the header fields an alert may carry. Never the body.
