@@ -4,7 +4,7 @@
 //
 // The packet path is
 //
-//	packet.Decode → flow.Table → stream (TCP, per direction) → http1 / dnsmsg
+//	packet.Decode → flow.Table → stream (TCP, per direction) → http1 / dnsmsg / tlshello
 //	   → signatures (rules, AV, intel) → Verdict + alert.Event to the Sink
 //
 // Inline means the packet that carries bytes is not released before those
@@ -38,6 +38,12 @@
 //	TLS                once both sides sent ChangeCipherSpec or application data
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                n/a (datagrams, not bypassed)
+//
+// TLS flows (tls.go): the handshake of each direction is parsed
+// (dataplane/tlshello) and each message inspected once per flow: the
+// ClientHello with tls.sni, ja3.hash and ja3.string, the ServerHello with
+// ja3s.hash, the TLS ≤ 1.2 certificate with tls.cert_subject, _issuer,
+// _serial and _fingerprint. Alerts on the flow carry the EVE tls object.
 //
 // Stateful rule keywords (rules.Set.PostMatch, after each Match): a flow's
 // flowbits live in its state (rules.Bits, words allocated once per pooled
