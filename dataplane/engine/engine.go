@@ -107,6 +107,7 @@ type Engine struct {
 	in      rules.Input
 	matches []*rules.Rule
 	uriBuf  []byte
+	hs      httpScratch // derived HTTP header buffers (http.go)
 	dns     dnsmsg.Msg
 	now     time.Time
 	cur     pktCtx

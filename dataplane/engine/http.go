@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+
 	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/signatures/rules"
 )
@@ -30,14 +32,21 @@ func (st *flowState) Request(r *http1.Request) {
 	in.Buf[rules.BufHTTPURI] = e.uriBuf
 	in.Buf[rules.BufHTTPRawURI] = r.URI
 	in.Buf[rules.BufHTTPMethod] = r.Method
-	in.Buf[rules.BufHTTPHeader] = r.Headers
-	in.Buf[rules.BufHTTPRawHeader] = r.Headers
+	in.Buf[rules.BufHTTPRequestLine] = r.Line
+	in.Buf[rules.BufHTTPProtocol] = r.Proto
 	in.Buf[rules.BufHTTPHost] = r.Host
-	if len(r.UserAgent) > 0 {
-		in.Buf[rules.BufHTTPUserAgent] = r.UserAgent
-	}
-	if len(r.Cookie) > 0 {
-		in.Buf[rules.BufHTTPCookie] = r.Cookie
+	in.Buf[rules.BufHTTPUserAgent] = r.UserAgent
+	in.Buf[rules.BufHTTPCookie] = r.Cookie
+	in.Buf[rules.BufHTTPContentType] = r.ContentType
+	in.Buf[rules.BufHTTPContentLen] = r.ContentLen
+	in.Buf[rules.BufHTTPReferer] = r.Referer
+	in.Buf[rules.BufHTTPAccept] = r.Accept
+	in.Buf[rules.BufHTTPAcceptEnc] = r.AcceptEncoding
+	in.Buf[rules.BufHTTPAcceptLang] = r.AcceptLanguage
+	in.Buf[rules.BufHTTPConnection] = r.Connection
+	e.hs.headers(in, r.Line, r.Headers, "cookie", rules.BufHTTPRequestHeader)
+	if r.ContentLength > 0 || r.Chunked {
+		in.Buf[rules.BufFileName] = http1.FileName(nil, r.URI) // as Body names the upload
 	}
 	e.matchRules(b, st, in, m)
 }
@@ -63,9 +72,74 @@ func (st *flowState) Response(r *http1.Response) {
 	in := e.input(st, 1)
 	in.Buf[rules.BufHTTPStatCode] = r.StatCode
 	in.Buf[rules.BufHTTPStatMsg] = r.StatMsg
-	in.Buf[rules.BufHTTPHeader] = r.Headers
-	in.Buf[rules.BufHTTPRawHeader] = r.Headers
+	in.Buf[rules.BufHTTPResponseLine] = r.Line
+	in.Buf[rules.BufHTTPProtocol] = r.Proto
+	in.Buf[rules.BufHTTPContentType] = r.ContentType
+	in.Buf[rules.BufHTTPContentLen] = r.ContentLen
+	in.Buf[rules.BufHTTPServer] = r.Server
+	in.Buf[rules.BufHTTPLocation] = r.Location
+	in.Buf[rules.BufHTTPConnection] = r.Connection
+	e.hs.headers(in, r.Line, r.Headers, "set-cookie", rules.BufHTTPResponseHeader)
+	if r.Status >= 200 && hasBody(r) {
+		in.Buf[rules.BufFileName] = st.file[1].name
+	}
 	e.matchRules(b, st, in, &st.resp)
+}
+
+// hasBody reports whether a final response carries a body (not to HEAD,
+// not 204 or 304, not an empty Content-Length).
+func hasBody(r *http1.Response) bool {
+	return r.Status != 204 && r.Status != 304 && !bytes.Equal(r.Method, []byte("HEAD")) && r.ContentLength != 0
+}
+
+// httpScratch holds the HTTP buffers the engine derives from a header block,
+// rebuilt in place for each request or response (one per Engine: a header
+// block is matched before the next one is parsed).
+type httpScratch struct {
+	header []byte // http.header: "Name: value\r\n" per header, cookie excluded
+	all    []byte // http.request_header / http.response_header: every header
+	names  []byte // http.header_names: "\r\nName\r\n...\r\n\r\n"
+	start  []byte // http.start: start line, headers, empty line
+}
+
+// headers fills the header buffers of in from a start line and the header
+// lines after it, as Suricata builds them: http.header is normalised (names
+// and values trimmed, "Name: value\r\n" each, no start line, no trailing
+// empty line) without the header named cookie (Cookie in requests,
+// Set-Cookie in responses: http.cookie has it); http.header.raw is the block
+// as received; http.start is the start line, the normalised headers with the
+// cookie, and the empty line; all is the buffer of every header, cookie
+// included. Absent when the block has no header.
+func (s *httpScratch) headers(in *rules.Input, line, block []byte, cookie string, all rules.Buffer) {
+	s.header, s.all = s.header[:0], s.all[:0]
+	s.names = append(s.names[:0], "\r\n"...)
+	s.start = append(append(s.start[:0], line...), "\r\n"...)
+	n := 0
+	for b := block; ; n++ {
+		name, value, rest, ok := http1.NextHeader(b)
+		if !ok {
+			break
+		}
+		b = rest
+		s.names = append(append(s.names, name...), "\r\n"...)
+		i := len(s.all)
+		s.all = append(append(append(append(s.all, name...), ": "...), value...), "\r\n"...)
+		if !bytes.EqualFold(name, []byte(cookie)) {
+			s.header = append(s.header, s.all[i:]...)
+		}
+	}
+	s.names = append(s.names, "\r\n"...)
+	s.start = append(append(s.start, s.all...), "\r\n"...)
+	in.Buf[rules.BufHTTPStart] = s.start
+	if n == 0 {
+		return
+	}
+	in.Buf[rules.BufHTTPRawHeader] = block
+	in.Buf[rules.BufHTTPHeaderNames] = s.names
+	in.Buf[all] = s.all
+	if len(s.header) > 0 {
+		in.Buf[rules.BufHTTPHeader] = s.header
+	}
 }
 
 // Body implements http1.Handler.

@@ -35,10 +35,16 @@ const (
 // Request is a parsed request header block. Slices alias the parser's buffer.
 type Request struct {
 	Method, URI, Proto []byte
+	Line               []byte // the request line, without its CRLF
 	Host, UserAgent    []byte
 	Cookie             []byte
 	ContentType        []byte
 	Disposition        []byte
+	Referer, Accept    []byte
+	AcceptEncoding     []byte
+	AcceptLanguage     []byte
+	Connection         []byte
+	ContentLen         []byte // the Content-Length value as sent
 	Headers            []byte // header lines, without the request line
 	Raw                []byte // the whole block, request line included
 	ContentLength      int64  // -1 when absent
@@ -51,7 +57,12 @@ type Response struct {
 	Status          int
 	StatCode        []byte
 	StatMsg, Proto  []byte
+	Line            []byte // the status line, without its CRLF
 	ContentType     []byte
+	Server          []byte
+	Location        []byte
+	Connection      []byte
+	ContentLen      []byte // the Content-Length value as sent
 	ContentEncoding []byte
 	Disposition     []byte
 	Headers         []byte
@@ -287,6 +298,7 @@ func (p *Parser) parseRequest(h *half) bool {
 	r := &p.req
 	*r = Request{ContentLength: -1, Raw: h.hdr}
 	line, rest := cutLine(h.hdr)
+	r.Line = line
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
 		return false
@@ -324,8 +336,19 @@ func (p *Parser) parseRequest(h *half) bool {
 			r.Disposition = value
 		case equalFold(name, "content-length"):
 			r.ContentLength = parseLength(value)
+			r.ContentLen = value
 		case equalFold(name, "transfer-encoding"):
 			te = value
+		case equalFold(name, "referer"):
+			r.Referer = value
+		case equalFold(name, "accept"):
+			r.Accept = value
+		case equalFold(name, "accept-encoding"):
+			r.AcceptEncoding = value
+		case equalFold(name, "accept-language"):
+			r.AcceptLanguage = value
+		case equalFold(name, "connection"):
+			r.Connection = value
 		}
 	}) {
 		return false
@@ -348,6 +371,7 @@ func (p *Parser) parseResponse(h *half) bool {
 	r := &p.resp
 	*r = Response{ContentLength: -1, Raw: h.hdr}
 	line, rest := cutLine(h.hdr)
+	r.Line = line
 	if !bytes.HasPrefix(line, []byte("HTTP/1.")) {
 		return false
 	}
@@ -377,8 +401,15 @@ func (p *Parser) parseResponse(h *half) bool {
 			r.Disposition = value
 		case equalFold(name, "content-length"):
 			r.ContentLength = parseLength(value)
+			r.ContentLen = value
 		case equalFold(name, "transfer-encoding"):
 			te = value
+		case equalFold(name, "server"):
+			r.Server = value
+		case equalFold(name, "location"):
+			r.Location = value
+		case equalFold(name, "connection"):
+			r.Connection = value
 		}
 	}) {
 		return false
@@ -435,6 +466,27 @@ func cutLine(b []byte) (line, rest []byte) {
 		return b, nil
 	}
 	return bytes.TrimRight(b[:i], "\r"), b[i+1:]
+}
+
+// NextHeader splits the first header line off block (a Headers field):
+// name and value trimmed of white space, and the lines after it. ok is false
+// at the end of the block (an empty line or no bytes left). Obsolete folded
+// continuation lines and lines without a colon are skipped, as the parser
+// does. It does not allocate.
+func NextHeader(block []byte) (name, value, rest []byte, ok bool) {
+	for len(block) > 0 {
+		var line []byte
+		line, block = cutLine(block)
+		if len(line) == 0 {
+			return nil, nil, nil, false
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 {
+			continue
+		}
+		return bytes.TrimSpace(line[:c]), bytes.TrimSpace(line[c+1:]), block, true
+	}
+	return nil, nil, nil, false
 }
 
 // eachHeader calls fn for each "Name: value" line of block. It reports false

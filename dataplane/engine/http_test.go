@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/openutm/utm/dataplane/internal/testpcap"
+	"github.com/openutm/utm/signatures/rules"
+)
+
+const bufReq = "POST /dl/a/%2e%2e/x.exe?q=%41 HTTP/1.1\r\n" +
+	"Host: www.lab.test\r\n" +
+	"User-Agent: tester/1.0\r\n" +
+	"Cookie: c=1\r\n" +
+	"Referer:  http://r.test/  \r\n" +
+	"Accept: */*\r\n" +
+	"Accept-Encoding: gzip\r\n" +
+	"Accept-Language: en-GB\r\n" +
+	"Connection: keep-alive\r\n" +
+	"Content-Type: text/plain\r\n" +
+	"Content-Length: 4\r\n" +
+	"\r\n" +
+	"body"
+
+const bufResp = "HTTP/1.1 302 Found\r\n" +
+	"Server: nginx/1.2\r\n" +
+	"Location: /next\r\n" +
+	"Set-Cookie: s=2\r\n" +
+	"Content-Type: application/octet-stream\r\n" +
+	"Content-Disposition: attachment; filename=\"payload.bin\"\r\n" +
+	"Content-Length: 5\r\n" +
+	"\r\n" +
+	"hello"
+
+// TestHTTPHeaderScratch: the derived header buffers hold exactly what
+// Suricata's do.
+func TestHTTPHeaderScratch(t *testing.T) {
+	var s httpScratch
+	var in rules.Input
+	line := []byte("GET / HTTP/1.1")
+	block := []byte("Host:  a.test \r\nCookie: c=1\r\nX-Y: z\r\n\r\n")
+	s.headers(&in, line, block, "cookie", rules.BufHTTPRequestHeader)
+	want := map[rules.Buffer]string{
+		rules.BufHTTPHeader:        "Host: a.test\r\nX-Y: z\r\n",
+		rules.BufHTTPRawHeader:     string(block),
+		rules.BufHTTPHeaderNames:   "\r\nHost\r\nCookie\r\nX-Y\r\n\r\n",
+		rules.BufHTTPStart:         "GET / HTTP/1.1\r\nHost: a.test\r\nCookie: c=1\r\nX-Y: z\r\n\r\n",
+		rules.BufHTTPRequestHeader: "Host: a.test\r\nCookie: c=1\r\nX-Y: z\r\n",
+	}
+	for b, w := range want {
+		if got := string(in.Buf[b]); got != w {
+			t.Errorf("buffer %d = %q, want %q", b, got, w)
+		}
+	}
+	// A block with only the cookie: http.header is absent, not empty.
+	in = rules.Input{}
+	s.headers(&in, line, []byte("Cookie: c=1\r\n\r\n"), "cookie", rules.BufHTTPRequestHeader)
+	if in.Buf[rules.BufHTTPHeader] != nil || in.Buf[rules.BufHTTPHeaderNames] == nil {
+		t.Fatalf("cookie-only block: header %q (want absent), names %q", in.Buf[rules.BufHTTPHeader], in.Buf[rules.BufHTTPHeaderNames])
+	}
+}
+
+// TestHTTPBuffers: each HTTP buffer keyword matches what Suricata puts in
+// that buffer, and does not match what it leaves out.
+func TestHTTPBuffers(t *testing.T) {
+	cases := []struct {
+		opts string // buffer and content options
+		hit  bool
+	}{
+		{`http.uri; content:"/dl/x.exe?q=A"; depth:13;`, true}, // decoded, dots resolved
+		{`http.uri.raw; content:"/dl/a/%2e%2e/x.exe?q=%41"; depth:24;`, true},
+		{`http.method; content:"POST"; depth:4;`, true},
+		{`http.request_line; content:"POST /dl/a/%2e%2e/x.exe?q=%41 HTTP/1.1"; depth:38;`, true},
+		{`http.request_line; content:"|0d 0a|";`, false},
+		{`http.protocol; content:"HTTP/1.1"; depth:8; flow:to_server;`, true},
+		{`http.protocol; content:"HTTP/1.1"; depth:8; flow:to_client;`, true},
+		{`http.host; content:"www.lab.test"; depth:12;`, true},
+		{`http.user_agent; content:"tester/1.0"; depth:10;`, true},
+		{`http.cookie; content:"c=1"; depth:3;`, true},
+		{`http.referer; content:"http://r.test/"; depth:14;`, true}, // trimmed
+		{`http.accept; content:"*/*"; depth:3;`, true},
+		{`http.accept_enc; content:"gzip"; depth:4;`, true},
+		{`http.accept_lang; content:"en-GB"; depth:5;`, true},
+		{`http.connection; content:"keep-alive"; depth:10;`, true},
+		{`http.content_type; content:"text/plain"; depth:10;`, true},
+		{`http.content_type; content:"application/octet-stream"; depth:24;`, true},
+		{`http.content_len; content:"4"; depth:1; flow:to_server;`, true},
+		{`http.content_len; content:"5"; depth:1; flow:to_client;`, true},
+		{`http.header; content:"Host: www.lab.test|0d 0a|User-Agent: tester/1.0|0d 0a|Referer: http://r.test/|0d 0a|"; depth:71;`, true},
+		{`http.header; content:"Cookie";`, false},     // http.cookie has it
+		{`http.header; content:"Set-Cookie";`, false}, // idem in responses
+		{`http.header; content:"POST";`, false},       // no start line
+		{`http.header.raw; content:"Referer:  http://r.test/  |0d 0a|";`, true},
+		{`http.header.raw; content:"Cookie: c=1";`, true},
+		{`http.header_names; content:"|0d 0a|Host|0d 0a|User-Agent|0d 0a|Cookie|0d 0a|"; depth:28;`, true},
+		{`http.header_names; content:"Content-Length|0d 0a 0d 0a|";`, true},
+		{`http.start; content:"POST /dl/a/%2e%2e/x.exe?q=%41 HTTP/1.1|0d 0a|Host: www.lab.test|0d 0a|"; depth:60;`, true},
+		{`http.start; content:"Content-Length: 4|0d 0a 0d 0a|";`, true},
+		{`http.request_header; content:"Cookie: c=1|0d 0a|";`, true},
+		{`http.response_header; content:"Set-Cookie: s=2|0d 0a|";`, true},
+		{`http.stat_code; content:"302"; depth:3;`, true},
+		{`http.stat_msg; content:"Found"; depth:5;`, true},
+		{`http.response_line; content:"HTTP/1.1 302 Found"; depth:18;`, true},
+		{`http.server; content:"nginx/1.2"; depth:9;`, true},
+		{`http.location; content:"/next"; depth:5;`, true},
+		{`file.name; content:"payload.bin"; depth:11;`, true}, // Content-Disposition
+		{`file.name; content:"x.exe"; depth:5;`, true},        // the upload: last URI segment
+		{`http.server; content:"tester";`, false},
+	}
+	text := ""
+	for i, c := range cases {
+		text += fmt.Sprintf("alert http any any -> any any (msg:\"case %d\"; %s sid:%d; rev:1;)\n", i, c.opts, 9200000+i)
+	}
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte(bufReq), 0)
+	c.Server([]byte(bufResp), 0)
+	var rec recorder
+	e := New(Config{Sink: &rec}, ruleBundle(t, text))
+	for _, p := range tr.Sorted() {
+		e.Process(p.TS, p.Data)
+	}
+	var fired []int
+	for _, a := range rec.alerts() {
+		fired = append(fired, a.Alert.SignatureID-9200000)
+	}
+	for i, c := range cases {
+		if got := slices.Contains(fired, i); got != c.hit {
+			t.Errorf("case %d %s: fired %v, want %v", i, c.opts, got, c.hit)
+		}
+	}
+}
+
+// TestHTTPBuffersAllocs: filling the HTTP buffers of a request and a
+// response on a kept connection does not allocate (bodiless messages: a
+// file costs allocations of its own, per file).
+func TestHTTPBuffersAllocs(t *testing.T) {
+	const n = 300
+	req := strings.Replace(strings.TrimSuffix(bufReq, "body"), "Content-Length: 4", "X-A: b", 1)
+	resp := strings.Replace(strings.TrimSuffix(bufResp, "hello"), "Content-Length: 5", "Content-Length: 0", 1)
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	for i := 0; i < n; i++ {
+		c.Client([]byte(req), 0)
+		c.Server([]byte(resp), 0)
+	}
+	pkts := tr.Sorted()
+	e := New(Config{}, ruleBundle(t, `alert http any any -> any any (msg:"never"; http.header_names; content:"|0d 0a|Nope|0d 0a|"; sid:9200999; rev:1;)`+"\n"))
+	for _, p := range pkts[:40] {
+		e.Process(p.TS, p.Data)
+	}
+	i := 40
+	allocs := testing.AllocsPerRun(len(pkts)-80, func() {
+		e.Process(pkts[i].TS, pkts[i].Data)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("HTTP inspection allocates %v times per packet; want 0", allocs)
+	}
+	if got := e.Counters()["http_requests"]; got < n/2 {
+		t.Fatalf("only %d requests parsed; the test did not exercise the HTTP path", got)
+	}
+}
