@@ -60,6 +60,15 @@ type Resetter interface {
 	ResetBoth(client, server netip.AddrPort, clientNext, serverNext uint32) error
 }
 
+// Unreacher answers a rejected packet that is not TCP with an ICMP (ICMPv6)
+// destination unreachable to its sender (port unreachable for UDP). pkt is
+// the whole IP packet. The Config.Reset value may implement it
+// (inject.Injector does); if it does not, Reject drops such packets
+// silently.
+type Unreacher interface {
+	Unreachable(pkt []byte) error
+}
+
 // Config configures an Engine. Zero values take the defaults noted.
 type Config struct {
 	MaxFlows     int // default 65536
@@ -104,6 +113,7 @@ type Engine struct {
 
 	// Per-packet scratch, reused.
 	p       packet.Parsed
+	raw     []byte // the packet p was decoded from
 	in      rules.Input
 	matches []*rules.Rule
 	uriBuf  []byte
@@ -190,6 +200,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	if ts.Sub(e.lastExpire) >= time.Second {
 		e.expire(ts)
 	}
+	e.raw = pkt
 	if res := e.p.Decode(pkt); res != packet.OK {
 		e.stats.countMalformed(res)
 		if e.cfg.MalformedAccept {
@@ -282,7 +293,16 @@ func (e *Engine) block(st *flowState, dir int, v Verdict) {
 	}
 	st.blocked = true
 	e.stats.FlowsBlocked.Add(1)
-	if v != Reject || e.p.Proto != 6 || e.cfg.Reset == nil {
+	if v != Reject || e.cfg.Reset == nil {
+		return
+	}
+	if e.p.Proto != 6 {
+		if u, ok := e.cfg.Reset.(Unreacher); ok {
+			if err := u.Unreachable(e.raw); err != nil {
+				e.stats.ResetErrors.Add(1)
+				e.log.Warn("could not send ICMP unreachable for a rejected flow; its packets are still dropped", "flow_id", st.f.ID, "err", err)
+			}
+		}
 		return
 	}
 	p := &e.p

@@ -1,7 +1,8 @@
 //go:build linux
 
 // Package inject sends TCP resets that the box forges on behalf of both
-// ends of a blocked connection, through raw sockets in the box's network
+// ends of a blocked connection, and ICMP destination unreachables to the
+// sender of a rejected UDP (or other non-TCP) packet (Unreachable), through raw sockets in the box's network
 // namespace (the packets leave through OUTPUT, not FORWARD, so they are not
 // queued back to the engine).
 //
@@ -25,19 +26,20 @@ import (
 
 // Injector sends forged TCP resets.
 type Injector struct {
-	mu     sync.Mutex
-	fd4    int
-	fd6    int
-	buf    gopacket.SerializeBuffer
-	ip4    layers.IPv4
-	ip6    layers.IPv6
-	tcp    layers.TCP
-	sa4    syscall.SockaddrInet4
-	sa6    syscall.SockaddrInet6
-	src    [16]byte // address bytes the layers' IPs point into
-	dst    [16]byte
-	Sent   uint64 // resets sent (read with Stats while in use)
-	Failed uint64 // resets that could not be built or sent
+	mu      sync.Mutex
+	fd4     int
+	fd6     int
+	buf     gopacket.SerializeBuffer
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	tcp     layers.TCP
+	sa4     syscall.SockaddrInet4
+	sa6     syscall.SockaddrInet6
+	src     [16]byte // address bytes the layers' IPs point into
+	dst     [16]byte
+	Sent    uint64 // resets sent (read with Stats while in use)
+	Unreach uint64 // ICMP unreachables sent (unreach.go)
+	Failed  uint64 // resets or unreachables that could not be built or sent
 }
 
 // Open opens the raw sockets. It needs CAP_NET_RAW.
