@@ -228,6 +228,11 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 }
 
 func (e *Engine) emit(ev *alert.Event) {
+	if ev.EventType == alert.TypeAlert && ev.Alert != nil {
+		if s, ok := e.cfg.Stars[ev.Alert.SignatureID]; ok {
+			ev.Stars = alert.Stars(s) // the operator's override (config "stars")
+		}
+	}
 	if ev.EventType == alert.TypeAlert {
 		e.stats.Alerts.Add(1)
 		e.stats.alertStars(int(ev.Stars))

@@ -100,7 +100,10 @@ type Config struct {
 	// counts (rules.Tracker, about 64 bytes an entry); each worker has its
 	// own. Default 16384.
 	ThresholdEntries int
-	Logger           *slog.Logger
+	// Stars overrides the ★ rating of alerts by signature id (1..3), for
+	// rules and the engine's own detections alike (config "stars").
+	Stars  map[int]int
+	Logger *slog.Logger
 }
 
 // Engine inspects packets. See the package documentation.
@@ -108,8 +111,12 @@ type Engine struct {
 	cfg    Config
 	log    *slog.Logger
 	bundle atomic.Pointer[bundle.Bundle]
-	flows  *flow.Table
-	stats  Stats
+	// pb is the bundle of the packet being processed, loaded once at the
+	// start of Process: every stage of one packet sees one rule Set even
+	// when SetBundle swaps in another meanwhile.
+	pb    *bundle.Bundle
+	flows *flow.Table
+	stats Stats
 
 	// Per-packet scratch, reused.
 	p       packet.Parsed
@@ -182,11 +189,14 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	e.tracker = rules.NewTracker(cfg.ThresholdEntries)
 	e.streamMem.Max = cfg.StreamMemory
 	e.bundle.Store(b)
+	e.pb = b
 	return e
 }
 
 // SetBundle swaps the signatures used for the next packets. Safe to call
-// while Process runs on another goroutine.
+// while Process runs on another goroutine: a packet being processed
+// finishes with the bundle it started with (the old one stays valid), the
+// next one uses b. Flows keep their state across the swap.
 func (e *Engine) SetBundle(b *bundle.Bundle) { e.bundle.Store(b) }
 
 // Bundle returns the signatures in use.
@@ -195,6 +205,7 @@ func (e *Engine) Bundle() *bundle.Bundle { return e.bundle.Load() }
 // Process inspects one IP packet seen at ts and returns its verdict.
 func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	e.now = ts
+	e.pb = e.bundle.Load()
 	e.stats.Packets.Add(1)
 	e.stats.Bytes.Add(uint64(len(pkt)))
 	if ts.Sub(e.lastExpire) >= time.Second {
@@ -243,7 +254,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 		e.cur = pktCtx{}
 		return e.count(Bypass)
 	}
-	b := e.bundle.Load()
+	b := e.pb
 	if created && dir == 0 {
 		e.checkDestination(b, st)
 	}
@@ -337,6 +348,7 @@ func (e *Engine) expire(now time.Time) {
 // Close ends every flow (files still open are reported truncated). Call it
 // at the end of a replay or when the engine stops.
 func (e *Engine) Close() {
+	e.pb = e.bundle.Load()
 	e.flows.Flush(e.releaseFn)
 }
 

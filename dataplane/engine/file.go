@@ -82,7 +82,7 @@ func (e *Engine) dropFile(f *fileState) {
 // endFile scans a finished (or cut) body, reports it, and blocks the flow if
 // it is malicious. It runs while the packet that ended the body is held.
 func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
-	b := e.bundle.Load()
+	b := e.pb
 	var data []byte
 	if f.buf != nil {
 		data = *f.buf

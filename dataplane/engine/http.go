@@ -10,7 +10,7 @@ import (
 // Request implements http1.Handler: a request's header block is complete.
 func (st *flowState) Request(r *http1.Request) {
 	e := st.e
-	b := e.bundle.Load()
+	b := e.pb
 	if st.reqN == len(st.reqs) {
 		st.reqHead = (st.reqHead + 1) % len(st.reqs)
 		st.reqN--
@@ -68,7 +68,7 @@ func (st *flowState) Response(r *http1.Response) {
 		f := &st.file[1]
 		f.name = append(f.name[:0], http1.FileName(r.Disposition, st.resp.uri)...)
 	}
-	b := e.bundle.Load()
+	b := e.pb
 	in := e.input(st, 1)
 	in.Buf[rules.BufHTTPStatCode] = r.StatCode
 	in.Buf[rules.BufHTTPStatMsg] = r.StatMsg

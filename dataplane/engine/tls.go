@@ -49,7 +49,7 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 	if ev == 0 {
 		return
 	}
-	bnd := e.bundle.Load()
+	bnd := e.pb
 	info := h.Info()
 	if ev&tlshello.ClientHello != 0 {
 		e.stats.TLS.ClientHellos.Add(1)
