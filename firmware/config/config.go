@@ -58,6 +58,11 @@ type Config struct {
 
 	Signatures Signatures `json:"signatures"`
 	Engine     Engine     `json:"engine"`
+
+	// Stars overrides the ★ rating (1..3) of alerts by signature id, e.g.
+	// "stars": {"2019401": 3, "2210001": 2}. Without an entry a rule's
+	// classtype, signature_severity and priority decide (README, "Stars").
+	Stars map[int]int `json:"stars,omitempty"`
 }
 
 // Signatures names rule, YARA, hash and intel files loaded on top of the
@@ -120,6 +125,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: heartbeat %v is shorter than 100ms", ErrInvalid, time.Duration(c.Heartbeat))
 	case c.DataDir == "" || c.LogDir == "":
 		return fmt.Errorf("%w: data_dir and log_dir must be set", ErrInvalid)
+	}
+	for sid, n := range c.Stars {
+		if sid <= 0 || n < 1 || n > 3 {
+			return fmt.Errorf("%w: stars: sid %d -> %d: want a positive sid and 1, 2 or 3 stars", ErrInvalid, sid, n)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,5 +39,34 @@ func TestLoadOverridesAndRejectsTypos(t *testing.T) {
 	os.WriteFile(zero, []byte(`{"heartbeat":"1ms"}`), 0o600)
 	if _, err := Load(zero); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("tiny heartbeat: err = %v, want ErrInvalid", err)
+	}
+}
+
+// TestStars: per-sid star overrides read as a JSON object keyed by sid;
+// out-of-range ratings and non-numeric sids are rejected at load.
+func TestStars(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		json string
+		want map[int]int
+		ok   bool
+	}{
+		{`{"stars":{"2019401":3,"2210001":1}}`, map[int]int{2019401: 3, 2210001: 1}, true},
+		{`{"stars":{"2019401":4}}`, nil, false},
+		{`{"stars":{"2019401":0}}`, nil, false},
+		{`{"stars":{"-5":2}}`, nil, false},
+		{`{"stars":{"et-1":2}}`, nil, false},
+	}
+	for i, c := range cases {
+		p := filepath.Join(dir, "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		got, err := Load(p)
+		if c.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("case %d %s: err %v, want ok=%v (ErrInvalid otherwise)", i, c.json, err, c.ok)
+			continue
+		}
+		if c.ok && fmt.Sprint(got.Stars) != fmt.Sprint(c.want) {
+			t.Errorf("case %d: stars %v, want %v", i, got.Stars, c.want)
+		}
 	}
 }
