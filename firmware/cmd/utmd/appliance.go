@@ -114,7 +114,8 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 	if err := pool.Open(); err != nil {
 		return err
 	}
-	l := &live{log: log, pool: pool, out: out, every: 10 * time.Second}
+	l := &live{log: log, pool: pool, out: out, every: 10 * time.Second,
+		reloader: newReloader(log, f, cfg.Signatures, pool.SetBundle)}
 	if cfg.Steer {
 		l.kernel = func() map[string]uint64 {
 			sc, err := steer.Counters(prof)

@@ -61,6 +61,7 @@ type live struct {
 	kernel   func() map[string]uint64
 	fo       inline.FailOpen
 	failures atomic.Uint64
+	reloader *reloader // SIGHUP reloads the signatures (reload.go); nil: none
 }
 
 // uninspected returns the kernel's counters and the cumulative count of
@@ -87,6 +88,10 @@ func (l *live) counters() map[string]uint64 {
 	m["fail_open_reported"] = pk
 	m["fail_open_alerts"] = al
 	m["worker_failures"] = l.failures.Load()
+	if l.reloader != nil {
+		m["rule_reloads"] = l.reloader.reloads.Load()
+		m["rule_reload_failures"] = l.reloader.failures.Load()
+	}
 	return m
 }
 
@@ -105,6 +110,9 @@ func (l *live) run(ctx context.Context, attrs ...any) error {
 	select {
 	case <-l.pool.Bound():
 		l.log.Info("inspecting", attrs...)
+		if l.reloader != nil {
+			go l.reloader.watch(ctx)
+		}
 		go l.watchBypass(ctx, base)
 		err = <-done
 	case err = <-done:
@@ -213,6 +221,7 @@ func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Rese
 		InspectNone:     f.inspect == "none",
 		Sink:            out,
 		Reset:           reset,
+		Stars:           cfg.Stars,
 		Logger:          log,
 	}
 }
@@ -299,6 +308,7 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 	if f.natsURL == "" && f.configFile == "" {
 		l.every = 10 * time.Second // no heartbeat: check every 10 s
 	}
+	l.reloader = newReloader(log, f, cfg.Signatures, pool.SetBundle)
 	if f.metrics != "" {
 		if err := l.serveMetrics(ctx, f.metrics); err != nil {
 			return err

@@ -11,6 +11,11 @@
 //	utmd --supervise ARGS...                       run utmd ARGS as a child, restart it
 //	utmd -T [-S RULES]                             check rules and exit
 //
+// Inline, SIGHUP reloads the signatures (the -S file, or the rule, YARA,
+// hash and intel files the config names) without stopping inspection and
+// logs "rules reloaded: loaded=N rejected=M"; a set that fails to load
+// leaves the running one in place.
+//
 // The flags -r, -S, -l, -q and -T are Suricata's; analysts know them.
 //
 // Inline, a worker busy with one packet longer than --hang-after, or whose
@@ -148,6 +153,7 @@ func main() {
 	case f.replay != "":
 		err = runReplay(log, f)
 	default:
+		notifyHUP() // SIGHUP reloads the signatures (reload.go)
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		if len(f.queues) > 0 && f.board == "" {
 			err = queueMode(ctx, log, f)

@@ -22,7 +22,7 @@ const (
 
 // supervise runs this binary with args less --supervise as a child and
 // restarts it whenever it dies, until SIGINT or SIGTERM (forwarded to the
-// child) or the child exits 0 on its own (it was stopped on purpose). It
+// child; SIGHUP is forwarded too, and the child reloads its signatures) or the child exits 0 on its own (it was stopped on purpose). It
 // returns the exit status. Real boxes use systemd instead
 // (firmware/systemd/utmd.service); this is for hosts without it and for
 // tests.
@@ -43,6 +43,9 @@ func supervise(log *slog.Logger, args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1) // SIGHUP: forwarded, the child reloads its rules
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 
 	backoff := time.Duration(0)
 	for restarts := 0; ; restarts++ {
@@ -57,12 +60,17 @@ func supervise(log *slog.Logger, args []string) int {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		var werr error
+	wait:
 		select {
 		case sig := <-sigs:
 			log.Info("supervisor: stopping utmd", "signal", sig.String(), "pid", cmd.Process.Pid)
 			cmd.Process.Signal(sig)
 			<-done
 			return 0
+		case <-hups:
+			log.Info("supervisor: SIGHUP: asking utmd to reload its signatures", "pid", cmd.Process.Pid)
+			cmd.Process.Signal(syscall.SIGHUP)
+			goto wait
 		case werr = <-done:
 		}
 		if werr == nil {
