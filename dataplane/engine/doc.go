@@ -25,8 +25,31 @@
 // the Suricata drop action; or this packet only when TCP normalisation
 // refuses it: a conflicting copy, urgent data, data after the end, a full
 // reassembly buffer); Reject (Drop plus TCP resets to both ends, injected
-// through Config.Reset); Bypass (accept, and the flow needs no more
-// inspection).
+// through Config.Reset; for UDP an ICMP port unreachable to the sender when
+// Config.Reset is also an Unreacher); Bypass (accept, and the flow needs no
+// more inspection). Rule actions map to them: drop -> Drop, reject ->
+// Reject, pass -> Bypass without an alert, alert -> Accept; EVE's
+// alert.action is "blocked" for Drop and Reject, "allowed" otherwise.
+// Config.Stars overrides an alert's stars per sid.
+//
+// HTTP buffers (http.go), per request or response header block, as
+// Suricata fills them: http.uri (percent-decoded, dot segments resolved),
+// http.uri.raw, http.method, http.request_line / http.response_line (no
+// CRLF), http.protocol, http.stat_code, http.stat_msg, single header values
+// (host, user_agent, cookie, referer, accept, accept_enc, accept_lang,
+// connection, content_type, content_len, server, location), http.header
+// ("Name: value\r\n" per header, trimmed, without the start line and
+// without Cookie / Set-Cookie), http.header.raw (the block as received),
+// http.header_names ("\r\nName\r\n...\r\n\r\n"), http.start (start
+// line, headers, empty line), http.request_header / http.response_header
+// (every header, cookie included, one buffer) and file.name (the name the
+// fileinfo record gets: Content-Disposition's filename or the URI's last
+// segment) when the message has a body. They are built in per-engine
+// scratch buffers: no allocation.
+//
+// The bundle is loaded once per packet (SetBundle from a reload swaps an
+// atomic pointer; a packet in flight finishes with the bundle it began
+// with).
 //
 // TCP is reassembled and normalised as the stream package documents (first
 // data wins, gaps declared, never stalled). Per-flow bypass (evasion.go):
