@@ -44,75 +44,28 @@ func (r *Rule) full(in *Input) bool {
 		!(r.bidir && r.header(in.Dst, in.DstPort, in.Src, in.SrcPort)) {
 		return false
 	}
-	// The contents of one buffer form a chain (grouped at load); every
-	// chain must match.
-	for i := 0; i < len(r.contents); {
-		j := i + 1
-		for j < len(r.contents) && r.contents[j].buf == r.contents[i].buf {
-			j++
-		}
-		data := in.Buf[r.contents[i].buf]
-		if data == nil || !chain(r.contents[i:j], data, 0) {
+	if len(r.pkt) > 0 && !r.packetOK(in) { // packet.go
+		return false
+	}
+	// Each buffer's elements form one list (payload.go); every list must
+	// match. byte_extract variables live in m, on the stack.
+	var m inspector
+	for i := range r.lists {
+		l := &r.lists[i]
+		data := in.Buf[l.buf]
+		if data == nil {
 			return false
 		}
-		i = j
+		m.data, m.budget = data, backtrackBudget
+		if !m.run(l.elems, 0) {
+			return false
+		}
 	}
 	return true
 }
 
 func (r *Rule) header(src netip.Addr, sp uint16, dst netip.Addr, dp uint16) bool {
 	return r.src.match(src) && r.sp.match(sp) && r.dst.match(dst) && r.dp.match(dp)
-}
-
-// chain matches cs in data, the first content's relative modifiers counting
-// from prevEnd. It backtracks over later occurrences of a content when the
-// rest of the chain fails after the first one, up to a fixed budget.
-func chain(cs []content, data []byte, prevEnd int) bool {
-	budget := 64
-	return chainAt(cs, data, prevEnd, &budget)
-}
-
-func chainAt(cs []content, data []byte, prevEnd int, budget *int) bool {
-	if len(cs) == 0 {
-		return true
-	}
-	c := &cs[0]
-	start, end := 0, len(data)
-	if c.relative {
-		start = prevEnd + c.distance
-		if c.within > 0 {
-			end = min(end, prevEnd+c.distance+c.within)
-		}
-	} else {
-		start = c.offset
-		if c.depth > 0 {
-			end = min(end, c.offset+c.depth)
-		}
-	}
-	if start < 0 {
-		start = 0
-	}
-	if c.negate {
-		if start <= end && find(data, c.pat, c.nocase, start, end) >= 0 {
-			return false
-		}
-		return chainAt(cs[1:], data, prevEnd, budget)
-	}
-	for start+len(c.pat) <= end {
-		i := find(data, c.pat, c.nocase, start, end)
-		if i < 0 {
-			return false
-		}
-		if chainAt(cs[1:], data, i+len(c.pat), budget) {
-			return true
-		}
-		*budget--
-		if *budget <= 0 || len(cs) == 1 {
-			return false
-		}
-		start = i + 1
-	}
-	return false
 }
 
 // find returns the index of pat within data[start:end], or -1. With nocase,

@@ -3,7 +3,6 @@ package rules
 import (
 	"bytes"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -20,6 +19,11 @@ type content struct {
 	within   int // 0: none
 	relative bool
 
+	// byte_extract variables (payload.go): 0 the constant above, else
+	// variable k-1 of the rule.
+	offVar, depthVar, distVar, withinVar int8
+	startsWith, endsWith                 bool // content modifiers (payload.go)
+
 	fast             bool // fast_pattern (prefilter.go)
 	fastOff, fastLen int  // fast_pattern:offset,length; fastLen 0: the whole pattern
 }
@@ -29,6 +33,9 @@ type ruleParser struct {
 	r      *Rule
 	sticky Buffer
 	hasSID bool
+
+	elems []elem   // payload.go: match elements in rule order, buffers resolved at the end
+	bvars []string // byte_extract variable names, in order
 }
 
 type optionFunc func(p *ruleParser, value string) error
@@ -198,11 +205,24 @@ func modOpt(p *ruleParser, kw, v string) error {
 	if err := needContent(p, kw); err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil {
-		return fmt.Errorf("%s: %q is not a number (byte_extract variables are not supported yet)", kw, v)
-	}
 	c := &p.r.contents[len(p.r.contents)-1]
+	n, vr, err := p.operand(strings.TrimSpace(v)) // payload.go: a number or a byte_extract variable
+	if err != nil {
+		return err
+	}
+	if vr != 0 {
+		switch kw {
+		case "depth":
+			c.depthVar = vr
+		case "offset":
+			c.offVar = vr
+		case "distance":
+			c.distVar, c.relative = vr, true
+		case "within":
+			c.withinVar, c.relative = vr, true
+		}
+		return nil
+	}
 	absolute := kw == "depth" || kw == "offset"
 	if absolute && c.relative || !absolute && (c.depth > 0 || c.offset != 0) {
 		return fmt.Errorf("%s cannot be combined with %s on one content", kw, map[bool]string{true: "distance/within", false: "depth/offset"}[absolute])
@@ -262,6 +282,7 @@ func contentOpt(p *ruleParser, v string, buf Buffer) error {
 	}
 	c.pat = pat
 	p.r.contents = append(p.r.contents, c)
+	p.elems = append(p.elems, elem{kind: eContent, ci: len(p.r.contents) - 1}) // payload.go
 	return nil
 }
 
@@ -418,11 +439,6 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 	if r.Priority == 0 {
 		r.Priority = 3
 	}
-	// Suricata keeps one content list per buffer: a relative content is
-	// relative to the previous content on the same buffer, or to the
-	// buffer's start when it is the first. Grouping the contents by buffer
-	// (stable, so each list keeps its order) makes every list one chain.
-	sort.SliceStable(r.contents, func(i, j int) bool { return r.contents[i].buf < r.contents[j].buf })
 	for i := range r.contents {
 		c := &r.contents[i]
 		if c.buf == BufHTTPHost && !c.nocase {
@@ -442,6 +458,11 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 				r.app = "http"
 			}
 		}
+	}
+	// Suricata keeps one list of match elements per buffer: a relative
+	// element counts from the previous match in the same buffer.
+	if err := p.buildLists(); err != nil { // payload.go
+		return nil, err
 	}
 	r.selectFastPattern() // prefilter.go
 	return r, nil

@@ -84,6 +84,13 @@ type Input struct {
 	Established      bool
 	Buf              [NumBuffers][]byte // nil: absent in this inspection
 
+	// Packet facts for the packet keywords (packet.go): the packet this
+	// inspection runs on.
+	PayloadLen         int   // transport payload bytes (dsize)
+	TTL                uint8 // IPv4 TTL / IPv6 hop limit (ttl)
+	TCPFlags           uint8 // FIN 0x01 .. CWR 0x80 (flags); TCP only
+	ICMPType, ICMPCode uint8 // itype, icode; ICMP/ICMPv6 only
+
 	// Stateful keywords (PostMatch, flowbits.go, threshold.go).
 	Flowbits *Bits     // the flow's flowbits; nil: no flow (conditions fail)
 	Tracker  *Tracker  // threshold/detection_filter counts; nil: no limiting
@@ -121,6 +128,10 @@ type Rule struct {
 
 	contents []content
 	pre      *content // the fast pattern's content (prefilter.go); nil: none
+
+	lists []inspList // payload.go: per buffer, the ordered match elements
+	pkt   []pktCheck // packet.go: dsize, flags, ttl, itype, ...
+	nvars int        // byte_extract variables the lists use
 
 	fb      []flowbitOp // flowbits.go
 	fbRank  uint8       // evaluation order in PostMatch

@@ -178,7 +178,7 @@ func TestKeywords(t *testing.T) {
 func TestBadRulesReportedAndSkipped(t *testing.T) {
 	text := `# comment
 alert http any any -> any any (msg:"good one"; http.uri; content:"/a"; sid:10;)
-alert http any any -> any any (msg:"bad"; pcre:"/x/"; sid:11;)
+alert http any any -> any any (msg:"bad"; pcre:"/x/q"; sid:11;)
 alert http any any -> any (msg:"short header"; sid:12;)
 alert http any any -> any any (msg:"continued"; \
   http.uri; content:"/b"; sid:13;)
@@ -189,7 +189,7 @@ drop tcp $NOPE any -> any any (msg:"undefined var"; sid:14;)
 	if s.Len() != 2 {
 		t.Fatalf("loaded %d rules, want 2", s.Len())
 	}
-	want := map[int]string{3: "unsupported keyword \"pcre\"", 4: "header needs 7 fields", 7: "no sid", 8: "undefined variable $NOPE"}
+	want := map[int]string{3: "pcre: unknown flag 'q'", 4: "header needs 7 fields", 7: "no sid", 8: "undefined variable $NOPE"}
 	if len(errs) != len(want) {
 		t.Fatalf("errors: %v", errs)
 	}
@@ -234,8 +234,7 @@ alert tcp any any -> any any (msg:"c"; priority:3; content:"x"; classtype:trojan
 // reason naming the problem.
 func TestRejected(t *testing.T) {
 	cases := []struct{ rule, reason string }{
-		{`alert tcp any any -> any any (msg:"x"; pcre:"/a/"; sid:1;)`, `unsupported keyword "pcre"`},
-		{`alert tcp any any -> any any (msg:"x"; content:"a"; isdataat:1,relative; sid:1;)`, `unsupported keyword "isdataat"`},
+		{`alert tcp any any -> any any (msg:"x"; stream_size:server,>,1; sid:1;)`, `unsupported keyword "stream_size"`},
 		{`alert smb any any -> any any (msg:"x"; sid:1;)`, `unsupported protocol "smb"`},
 		{`log tcp any any -> any any (msg:"x"; sid:1;)`, `unknown action "log"`},
 		{`alert tcp any any => any any (msg:"x"; sid:1;)`, `direction "=>"`},
@@ -247,7 +246,7 @@ func TestRejected(t *testing.T) {
 		{`alert tcp any any -> any any (msg:"x"; content:"a"; content:"abcd"; within:3; sid:1;)`, `within 3 is shorter`},
 		{`alert tcp any any -> any any (msg:"x"; content:"a"; content:"b"; depth:3; distance:1; sid:1;)`, `cannot be combined`},
 		{`alert tcp any any -> any any (msg:"x"; content:"a"; offset:-1; sid:1;)`, `offset must not be negative`},
-		{`alert tcp any any -> any any (msg:"x"; content:"a"; depth:byte_var; sid:1;)`, `not a number`},
+		{`alert tcp any any -> any any (msg:"x"; content:"a"; depth:byte_var; sid:1;)`, `depth: "byte_var" is neither a number nor a byte_extract variable defined before`},
 		{`alert tcp any any -> any any (msg:"x"; content:"|4|"; sid:1;)`, `odd hex digits`},
 		{`alert tcp any any -> any any (msg:"x"; content:"|zz|"; sid:1;)`, `bad hex`},
 		{`alert tcp any any -> any any (msg:"x"; content:"|41"; sid:1;)`, `unterminated |hex|`},
