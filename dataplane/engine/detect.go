@@ -41,6 +41,8 @@ func (e *Engine) input(st *flowState, dir int) *rules.Input {
 	in.SrcPort, in.DstPort = p.SrcPort, p.DstPort
 	in.ToServer = dir == 0
 	in.Established = st.established || p.Proto != 6
+	in.PayloadLen, in.TTL, in.TCPFlags = len(p.Payload), p.TTL, p.TCPFlags
+	in.ICMPType, in.ICMPCode = p.ICMPType, p.ICMPCode
 	in.Buf = [rules.NumBuffers][]byte{}
 	in.Flowbits, in.Tracker, in.Now = &st.bits, e.tracker, e.now
 	return in
