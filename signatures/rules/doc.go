@@ -21,13 +21,21 @@
 // Buffer, flowbits and noalert (flowbits.go), threshold and
 // detection_filter (threshold.go); the stateful ones act in Set.PostMatch,
 // which the caller runs on Match's result with the flow's Bits and its
-// Tracker in the Input. Everything else (pcre, isdataat, dsize, byte_*,
-// ...) is rejected as "unsupported keyword" until the IPS issue.
+// Tracker in the Input. Payload keywords (payload.go, pcre.go): pcre
+// with Suricata's flags, isdataat, byte_test, byte_jump, byte_extract (its
+// variables usable as later offsets, depths, distances, withins and
+// values), bsize, startswith, endswith, rawbytes. Packet keywords
+// (packet.go, on the Input's packet facts): dsize, urilen, flags, ttl,
+// itype, icode, ip_proto, app-layer-protocol. Everything else is rejected
+// as "unsupported keyword".
 //
-// Content semantics follow Suricata: each buffer has its own content list;
-// a relative content (distance/within) counts from the end of the previous
-// content of the same buffer, or from the buffer's start; a later
-// occurrence is tried when the rest of the list fails (bounded). Contents
+// Inspection follows Suricata: each buffer has its own ordered list of
+// match elements (content, pcre, isdataat, byte_*, bsize); a relative
+// element counts from the end of the previous match in the same buffer
+// (content and pcre end, byte_jump target, byte_extract's bytes), or from
+// the buffer's start; a relative element without a sticky buffer inspects
+// the buffer of the content or pcre before it; a later occurrence is tried
+// when the rest of the list fails and depends on it (bounded). Contents
 // on the HTTP host buffer are caseless (Suricata lowercases that buffer).
 //
 // Matching: every rule is indexed under the buffer of its fast pattern
