@@ -105,7 +105,7 @@ func init() {
 		"http_request_line": BufHTTPRequestLine, "http_response_line": BufHTTPResponseLine,
 		"http_referer": BufHTTPReferer, "http_accept": BufHTTPAccept, "http_accept_enc": BufHTTPAcceptEnc,
 		"http_accept_lang": BufHTTPAcceptLang, "http_connection": BufHTTPConnection,
-		"http_protocol": BufHTTPProtocol, "http_start": BufHTTPStart,
+		"http_protocol": BufHTTPProtocol, "http_start": BufHTTPStart, "http_content_len": BufHTTPContentLen,
 		"tls_cert_subject": BufTLSCertSubject, "tls_cert_issuer": BufTLSCertIssuer,
 		"tls_cert_serial": BufTLSCertSerial, "tls_cert_fingerprint": BufTLSCertFingerprint,
 		"ja3_hash": BufJA3Hash, "ja3_string": BufJA3String, "ja3s_hash": BufJA3SHash,

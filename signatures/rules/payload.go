@@ -206,6 +206,8 @@ func splitArgs(v string) []string {
 
 // byteOpt parses byte_test, byte_jump and byte_extract:
 //
+// A byte_test of 0 bytes with string reads the whole number at offset.
+//
 //	byte_test:bytes,[!]op,value,offset[,relative][,big|little|dce][,string[,hex|dec|oct]][,bitmask m]
 //	byte_jump:bytes,offset[,relative][,multiplier n][,big|little|dce][,string[,base]][,align][,from_beginning|from_end][,post_offset n][,bitmask m]
 //	byte_extract:bytes,offset,name[,relative][,multiplier n][,big|little|dce][,string[,base]][,align n][,bitmask m]
@@ -217,7 +219,7 @@ func byteOpt(p *ruleParser, kind elemKind, v string) error {
 	}
 	b := &byteOp{multiplier: 1}
 	n, err := strconv.Atoi(f[0])
-	if err != nil || n < 1 {
+	if err != nil || n < 0 || n == 0 && kind != eByteTest {
 		return fmt.Errorf("byte count %q is not a positive number", f[0])
 	}
 	b.nbytes = n
@@ -325,6 +327,9 @@ func byteOpt(p *ruleParser, kind elemKind, v string) error {
 		default:
 			return fmt.Errorf("unknown option %q", a)
 		}
+	}
+	if b.nbytes == 0 && b.base == 0 {
+		return fmt.Errorf("byte count 0 (the whole number) needs string")
 	}
 	if max := map[bool]int{false: 8, true: 20}[b.base != 0]; b.nbytes > max {
 		return fmt.Errorf("%d bytes is more than %d", b.nbytes, max)
@@ -620,6 +625,11 @@ func (b *byteOp) extract(data []byte, pos int) (uint64, bool) {
 		return 0, false
 	}
 	p := data[pos : pos+b.nbytes]
+	if b.nbytes == 0 {
+		// byte_test:0,...,string: the number at pos, however long (as
+		// Suricata's strtoull on the buffer).
+		p = data[pos:min(len(data), pos+20)]
+	}
 	var x uint64
 	switch {
 	case b.base != 0:
