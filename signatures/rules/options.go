@@ -447,20 +447,10 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 			c.nocase = true
 			c.pat = bytes.ToLower(c.pat)
 		}
-		if c.buf != BufPayload && r.app == "" {
-			// A buffer implies its protocol.
-			switch c.buf {
-			case BufDNSQuery:
-				r.app = "dns"
-			case BufTLSSNI:
-				r.app = "tls"
-			default:
-				r.app = "http"
-			}
-		}
 	}
 	// Suricata keeps one list of match elements per buffer: a relative
-	// element counts from the previous match in the same buffer.
+	// element counts from the previous match in the same buffer. A buffer
+	// implies its protocol (dns, tls, else http).
 	if err := p.buildLists(); err != nil { // payload.go
 		return nil, err
 	}

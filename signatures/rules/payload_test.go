@@ -156,6 +156,16 @@ func TestPcre(t *testing.T) {
 			t.Errorf("%s: %s: match=%v, want %v", c.name, c.opts, got, c.want)
 		}
 	}
+	// A buffer implies the rule's application.
+	for opts, app := range map[string]string{
+		`tls.cert_subject; content:"CN=x";`: "tls", `ja3.hash; content:"abc";`: "tls",
+		`dns.query; pcre:"/x/";`: "dns", `content:"a"; http_uri;`: "http", `content:"a";`: "",
+	} {
+		s := load(t, `alert tcp any any -> any any (msg:"t"; `+opts+` sid:1;)`)
+		if got := s.Rules()[0].app; got != app {
+			t.Errorf("%s: app %q, want %q", opts, got, app)
+		}
+	}
 	// A pcre with a buffer flag makes the rule an HTTP rule.
 	s := load(t, `alert tcp any any -> any any (msg:"t"; pcre:"/x/U"; sid:1;)`)
 	if app := s.Rules()[0].app; app != "http" {
