@@ -144,6 +144,10 @@ func TestPcre(t *testing.T) {
 		{"V user agent", `pcre:"/^curl/V";`, bufsIn(map[Buffer]string{BufHTTPUserAgent: "curl/8"}), true},
 		{"W host caseless", `pcre:"/evil\.com$/W";`, bufsIn(map[Buffer]string{BufHTTPHost: "EVIL.com"}), true},
 		{"Z raw host", `pcre:"/evil/Z";`, bufsIn(map[Buffer]string{BufHTTPHost: "evil.com"}), true},
+		{"backreference", `pcre:"/(ab)\1/";`, pay("xabab"), true},
+		{"lookbehind", `pcre:"/(?<=a)b/";`, pay("cb ab"), true},
+		{"lookbehind no", `pcre:"/(?<=a)b/";`, pay("cb"), false},
+		{"relative subject starts at the match end", `content:"a"; pcre:"/(?<!a)b/R";`, pay("ab"), true},
 		{"B O accepted", `pcre:"/a/BO";`, pay("a"), true},
 		{"sticky", `http.user_agent; pcre:"/^Mozilla/";`, bufsIn(map[Buffer]string{BufHTTPUserAgent: "Mozilla/5"}), true},
 		{"sticky not payload", `http.user_agent; pcre:"/^Mozilla/";`, pay("Mozilla/5"), false},
@@ -294,10 +298,9 @@ func TestPayloadRejected(t *testing.T) {
 }
 
 // TestElementListsAllocs: verification with every element kind, a pcre
-// included, does not allocate. (The Go regexp stand-in allocates when a
-// pcre followed by a relative element hits; the PCRE engine does not.)
+// included, does not allocate.
 func TestElementListsAllocs(t *testing.T) {
-	s := load(t, `alert tcp any any -> any any (msg:"t"; content:"GET"; byte_extract:1,1,n,relative; content:"Z"; distance:n; within:1; isdataat:!2,relative; byte_test:1,=,0x21,0,relative; byte_jump:1,4; content:"Z!"; within:2; pcre:"/^GET/"; dsize:>3; sid:1;)
+	s := load(t, `alert tcp any any -> any any (msg:"t"; content:"GET"; byte_extract:1,1,n,relative; content:"Z"; distance:n; within:1; isdataat:!2,relative; byte_test:1,=,0x21,0,relative; byte_jump:1,4; content:"Z!"; within:2; pcre:"/^GET/"; content:" "; within:1; dsize:>3; sid:1;)
 alert tcp any any -> any any (msg:"t"; http.uri; content:"/a"; bsize:<20; pcre:"/b$/"; content:"a"; endswith; urilen:>1; sid:2;)`)
 	in := pay("GET \x02abZ!")
 	in.PayloadLen = len(in.Buf[BufPayload])

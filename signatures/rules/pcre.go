@@ -2,8 +2,9 @@ package rules
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/openutm/utm/signatures/pcre"
 )
 
 // The pcre keyword: pcre:[!]"/pattern/flags".
@@ -16,6 +17,9 @@ import (
 // user agent, W host, Z raw host; without one the pcre inspects the
 // current sticky buffer, or (relative) the previous content's buffer, or
 // the payload. B (rawbytes) and O (override match limits) are accepted.
+// A relative pcre's subject starts at the previous match's end, so ^
+// anchors there, as in Suricata. Cost: one PCRE2 call per pcre verified
+// (Has when nothing after depends on where it matched), no allocation.
 
 // regex is a compiled pcre: Find returns the first match at or after
 // start in data (offsets into data), ms = -1 for none; Has reports
@@ -31,11 +35,9 @@ type regexOptions struct {
 	Caseless, DotAll, Multiline, Extended, Anchored, DollarEndOnly, Ungreedy bool
 }
 
-// compileRegex builds a pcre. Until the PCRE engine (signatures/pcre)
-// lands it is a stand-in on Go's regexp: patterns Go cannot compile
-// (backreferences, lookaround, possessive quantifiers) are load errors,
-// and Find allocates on a hit (a miss does not).
-var compileRegex = compileStdRegex
+// compileRegex builds a pcre with PCRE2 (signatures/pcre: JIT, Suricata's
+// match limits; a pattern that hits them does not match).
+var compileRegex = compilePCRE
 
 // pcreBuffers maps pcre buffer flags to buffers.
 var pcreBuffers = map[byte]Buffer{
@@ -114,49 +116,20 @@ func pcreOpt(p *ruleParser, v string) error {
 	return nil
 }
 
-// stdRegex is the stand-in engine on Go's regexp.
-type stdRegex struct{ re *regexp.Regexp }
+// pcreRegex adapts *pcre.Regexp (PCRE2, signatures/pcre) to regex.
+type pcreRegex struct{ re *pcre.Regexp }
 
-func compileStdRegex(pat string, o regexOptions) (regex, error) {
-	if o.Extended {
-		return nil, fmt.Errorf("the x flag needs the PCRE engine")
-	}
-	fl := ""
-	if o.Caseless {
-		fl += "i"
-	}
-	if o.DotAll {
-		fl += "s"
-	}
-	if o.Multiline {
-		fl += "m"
-	}
-	if o.Ungreedy {
-		fl += "U"
-	}
-	if fl != "" {
-		pat = "(?" + fl + ")" + pat
-	}
-	if o.Anchored {
-		pat = `\A(?:` + pat + `)`
-	}
-	re, err := regexp.Compile(pat)
+func compilePCRE(pat string, o regexOptions) (regex, error) {
+	re, err := pcre.Compile(pat, pcre.Options(o))
 	if err != nil {
 		return nil, err
 	}
-	return stdRegex{re}, nil
+	return pcreRegex{re}, nil
 }
 
-// Has reports whether data[start:] has a match; it does not allocate.
-func (r stdRegex) Has(data []byte, start int) bool {
-	return start <= len(data) && r.re.Match(data[start:])
-}
+func (r pcreRegex) Find(data []byte, start int) (int, int) { return r.re.Find(data, start) }
 
-// Find searches data[start:]; ^ and \A anchor at start (unlike PCRE).
-func (r stdRegex) Find(data []byte, start int) (int, int) {
-	if start > len(data) || !r.re.Match(data[start:]) {
-		return -1, -1
-	}
-	loc := r.re.FindIndex(data[start:])
-	return start + loc[0], start + loc[1]
+func (r pcreRegex) Has(data []byte, start int) bool {
+	ms, _ := r.re.Find(data, start)
+	return ms >= 0
 }
