@@ -191,32 +191,51 @@ func LimitHits() uint64 { return limitHits.Load() }
 // an internal PCRE2 error); each of them reported no match.
 func MatchErrors() uint64 { return matchErrs.Load() }
 
-// matcher is the per-call C state: match data for one ovector pair, a match context carrying the limits and
-// a JIT stack. Matchers are pooled; a dropped one is freed by its cleanup.
-type matcher struct{ c *C.utm_matcher }
+// Matcher is the C working state of one Find at a time: match data for one ovector pair, a match context
+// carrying the limits and a JIT stack. A packet worker keeps one and passes it to FindWith, so matching takes
+// no lock and no pool; a Matcher is not safe for concurrent use. Dropped Matchers are freed by their cleanup.
+type Matcher struct{ c *C.utm_matcher }
 
-var matchers = sync.Pool{New: func() any {
+// NewMatcher makes a Matcher. It fails only when C memory runs out.
+func NewMatcher() (*Matcher, error) {
 	c := C.utm_matcher_new()
 	if c == nil {
+		return nil, errors.New("pcre: out of memory creating match state (match data, context, JIT stack)")
+	}
+	m := &Matcher{c: c}
+	runtime.AddCleanup(m, func(c *C.utm_matcher) { C.utm_matcher_free(c) }, c)
+	return m, nil
+}
+
+// matchers serves Find, for callers without a Matcher of their own.
+var matchers = sync.Pool{New: func() any {
+	m, err := NewMatcher()
+	if err != nil {
 		return nil
 	}
-	m := &matcher{c: c}
-	runtime.AddCleanup(m, func(c *C.utm_matcher) { C.utm_matcher_free(c) }, c)
 	return m
 }}
 
 // Find returns the first match of re in data starting at or after data[start:] (start is an offset into data,
 // lookbehind may see data before start like PCRE's start_offset), as byte offsets [ms, me) into data;
 // ms = -1 when there is no match. A start outside [0, len(data)] finds nothing. Safe for concurrent use by
-// many goroutines; no Go heap allocation per call once warm; bounded work (MatchLimit/DepthLimit, counted by
-// LimitHits: a pathological pattern returns no match rather than spinning).
+// many goroutines (the match state comes from a pool; FindWith takes the caller's own instead); no Go heap
+// allocation per call once warm; bounded work (MatchLimit/DepthLimit, counted by LimitHits: a pathological
+// pattern returns no match rather than spinning).
 func (re *Regexp) Find(data []byte, start int) (ms, me int) {
-	if start < 0 || start > len(data) {
-		return -1, -1
-	}
-	m, _ := matchers.Get().(*matcher)
+	m, _ := matchers.Get().(*Matcher)
 	if m == nil {
 		matchErrs.Add(1)
+		return -1, -1
+	}
+	ms, me = re.FindWith(m, data, start)
+	matchers.Put(m)
+	return ms, me
+}
+
+// FindWith is Find on the caller's Matcher m: never allocates, whatever the runtime does with pools.
+func (re *Regexp) FindWith(m *Matcher, data []byte, start int) (ms, me int) {
+	if start < 0 || start > len(data) {
 		return -1, -1
 	}
 	var p *C.uchar
@@ -225,7 +244,7 @@ func (re *Regexp) Find(data []byte, start int) (ms, me int) {
 	}
 	rc := C.utm_match(re.code, p, C.size_t(len(data)), C.size_t(start), m.c)
 	s, e := m.c.ms, m.c.me
-	matchers.Put(m)
+	runtime.KeepAlive(m)
 	runtime.KeepAlive(re)
 	switch {
 	case rc >= 0:

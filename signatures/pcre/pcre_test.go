@@ -178,6 +178,27 @@ func TestFindAllocs(t *testing.T) {
 	}
 }
 
+// FindWith on the caller's Matcher finds what Find finds and never allocates, even under the race detector
+// (which makes sync.Pool drop items at random, so Find's pool may allocate there).
+func TestFindWith(t *testing.T) {
+	re := mustCompile(t, `(?<=Host: )[a-z.]+`, Options{Caseless: true})
+	data := []byte("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n")
+	m, err := NewMatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, me := re.FindWith(m, data, 0)
+	if ws, we := re.Find(data, 0); ms != ws || me != we || string(data[ms:me]) != "example.org" {
+		t.Fatalf("FindWith = [%d,%d) %q, Find = [%d,%d)", ms, me, data[max(ms, 0):max(me, 0)], ws, we)
+	}
+	if ms, _ := re.FindWith(m, []byte("Host: 123"), 0); ms != -1 {
+		t.Errorf("FindWith matched a digit host at %d", ms)
+	}
+	if n := testing.AllocsPerRun(1000, func() { re.FindWith(m, data, 0) }); n != 0 {
+		t.Errorf("FindWith allocates %.1f times per call, want 0", n)
+	}
+}
+
 func TestJIT(t *testing.T) {
 	if !mustCompile(t, `abc`, Options{}).JIT() {
 		t.Log("PCRE2 JIT unavailable on this platform: running on the interpreter")

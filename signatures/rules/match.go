@@ -50,6 +50,9 @@ func (r *Rule) full(in *Input) bool {
 	// Each buffer's elements form one list (payload.go); every list must
 	// match. byte_extract variables live in m, on the stack.
 	var m inspector
+	if r.hasPcre {
+		m.rx = in.matcher()
+	}
 	for i := range r.lists {
 		l := &r.lists[i]
 		data := in.Buf[l.buf]

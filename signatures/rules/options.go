@@ -197,8 +197,22 @@ func nocaseOpt(p *ruleParser, v string) error {
 	}
 	c := &p.r.contents[len(p.r.contents)-1]
 	c.nocase = true
-	c.pat = []byte(strings.ToLower(string(c.pat)))
+	c.pat = lowerASCII(c.pat)
 	return nil
+}
+
+// lowerASCII returns a copy of b with A-Z lowercased and every other byte
+// as it is:
+// nocase is ASCII-only in Suricata, and a pattern's bytes are not UTF-8
+// (strings.ToLower would turn |C8 C9| into U+FFFD).
+func lowerASCII(b []byte) []byte {
+	b = bytes.Clone(b)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
 }
 
 func modOpt(p *ruleParser, kw, v string) error {
@@ -445,7 +459,7 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 			// The engine passes the Host header as sent; Suricata
 			// lowercases this buffer, so a host content is caseless.
 			c.nocase = true
-			c.pat = bytes.ToLower(c.pat)
+			c.pat = lowerASCII(c.pat)
 		}
 	}
 	// Suricata keeps one list of match elements per buffer: a relative

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/openutm/utm/signatures/pcre"
 )
 
 // Payload keywords and the per-buffer inspection lists.
@@ -135,6 +137,9 @@ func (p *ruleParser) addElem(e elem, explicit bool, buf Buffer) {
 		e.follow = true
 	default:
 		e.buf = BufPayload
+	}
+	if e.kind == ePcre {
+		p.r.hasPcre = true
 	}
 	p.elems = append(p.elems, e)
 }
@@ -413,6 +418,7 @@ type inspector struct {
 	data   []byte
 	budget int
 	vars   [maxVars]uint64 // byte_extract values, shared by the rule's lists
+	rx     *pcre.Matcher   // the Input's PCRE2 match state (nil: pooled)
 }
 
 // val returns the constant n or variable vr-1, clamped to a sane offset.
@@ -593,13 +599,13 @@ func (m *inspector) pcre(e *elem, es []elem, prev int) bool {
 	sub := m.data[base:]
 	if !e.relNext {
 		// Nothing after depends on where it matched.
-		if e.re.Has(sub, 0) == e.negate {
+		if e.re.Has(m.rx, sub, 0) == e.negate {
 			return false
 		}
 		return m.run(es[1:], prev)
 	}
 	for from := 0; from <= len(sub); {
-		ms, me := e.re.Find(sub, from)
+		ms, me := e.re.Find(m.rx, sub, from)
 		if ms < 0 {
 			return e.negate && m.run(es[1:], prev)
 		}

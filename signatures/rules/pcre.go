@@ -25,9 +25,10 @@ import (
 // start in data (offsets into data), ms = -1 for none; Has reports
 // whether there is one (when the match's end does not matter). Neither may
 // allocate.
+// mt is the calling Input's match state (nil: take one from a pool).
 type regex interface {
-	Find(data []byte, start int) (ms, me int)
-	Has(data []byte, start int) bool
+	Find(mt *pcre.Matcher, data []byte, start int) (ms, me int)
+	Has(mt *pcre.Matcher, data []byte, start int) bool
 }
 
 // regexOptions are the compile flags, field for field the engine's.
@@ -127,9 +128,14 @@ func compilePCRE(pat string, o regexOptions) (regex, error) {
 	return pcreRegex{re}, nil
 }
 
-func (r pcreRegex) Find(data []byte, start int) (int, int) { return r.re.Find(data, start) }
+func (r pcreRegex) Find(mt *pcre.Matcher, data []byte, start int) (int, int) {
+	if mt == nil {
+		return r.re.Find(data, start)
+	}
+	return r.re.FindWith(mt, data, start)
+}
 
-func (r pcreRegex) Has(data []byte, start int) bool {
-	ms, _ := r.re.Find(data, start)
+func (r pcreRegex) Has(mt *pcre.Matcher, data []byte, start int) bool {
+	ms, _ := r.Find(mt, data, start)
 	return ms >= 0
 }

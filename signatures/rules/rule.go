@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/openutm/utm/signatures/pcre"
 )
 
 // Action is what a matching rule asks for.
@@ -99,6 +101,16 @@ type Input struct {
 	// Match's working memory (prefilter.go), made on the first Match and
 	// reused: an Input serves one goroutine at a time.
 	scratch *scratch
+	rx      *pcre.Matcher // PCRE2 match state, made on the first pcre
+}
+
+// matcher returns the Input's PCRE2 match state, made on first use; nil
+// (pcre falls back to a pool) only when C memory ran out.
+func (in *Input) matcher() *pcre.Matcher {
+	if in.rx == nil {
+		in.rx, _ = pcre.NewMatcher()
+	}
+	return in.rx
 }
 
 // Rule is one loaded signature.
@@ -127,6 +139,7 @@ type Rule struct {
 	flowToServer, flowToClient, flowEstablished bool
 
 	contents []content
+	hasPcre  bool     // some list has a pcre: full passes the Input's Matcher
 	pre      *content // the fast pattern's content (prefilter.go); nil: none
 
 	lists []inspList // payload.go: per buffer, the ordered match elements

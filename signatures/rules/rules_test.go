@@ -137,6 +137,8 @@ func TestKeywords(t *testing.T) {
 			bufsIn(map[Buffer]string{BufHTTPMethod: "POST", BufHTTPURI: "/a/b"}), true},
 		{"case sensitive by default", `alert tcp any any -> any any (msg:"x"; content:"ABC"; sid:1;)`, bufIn(BufPayload, "xabcx", 6, ""), false},
 		{"nocase", `alert tcp any any -> any any (msg:"x"; content:"ABC"; nocase; sid:1;)`, bufIn(BufPayload, "xabcx", 6, ""), true},
+		{"nocase keeps non-ASCII bytes", `alert tcp any any -> any any (msg:"x"; content:"|C8 C9|AB"; nocase; sid:1;)`, bufIn(BufPayload, "x\xc8\xc9abx", 6, ""), true},
+		{"nocase folds ASCII only", `alert tcp any any -> any any (msg:"x"; content:"|C8|"; nocase; sid:1;)`, bufIn(BufPayload, "x\xe8x", 6, ""), false},
 		{"escaped quote semicolon backslash", `alert tcp any any -> any any (msg:"x"; content:"a\"b\;c\\d"; sid:1;)`, bufIn(BufPayload, `a"b;c\d`, 6, ""), true},
 		{"negated first content", `alert tcp any any -> any any (msg:"x"; content:!"Mozilla"; content:"GET"; sid:1;)`, bufIn(BufPayload, "GET Mozilla", 6, ""), false},
 		{"negated with window", `alert tcp any any -> any any (msg:"x"; content:"GET"; content:!"x"; distance:0; within:2; sid:1;)`, bufIn(BufPayload, "GET ..x", 6, ""), true},
