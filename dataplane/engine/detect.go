@@ -13,6 +13,9 @@ import (
 // Signature ids of the detections the engine raises itself (gid 1).
 const (
 	sidAVHTTP       = 2210001
+	sidAVMail       = 2210002 // file.go
+	sidAVRetry      = 2210003 // a request for a file blocked earlier (blocked.go)
+	sidAVUnscan     = 2210004 // a file that could not be scanned (bomb, encrypted, limits)
 	sidCNCDNS       = 2220001
 	sidCNCAddr      = 2220002
 	sidCNCLearned   = 2220003

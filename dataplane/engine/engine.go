@@ -96,6 +96,9 @@ type Config struct {
 	// Learned is the table of addresses listed domains resolved to; the
 	// workers of one box share one (NewLearned). nil: the engine's own.
 	Learned *Learned
+	// Blocked is the table of neutralised files (blocked.go); the workers
+	// of one box share one (NewBlocked). nil: the engine's own.
+	Blocked *Blocked
 	// ThresholdEntries sizes the table of threshold and detection_filter
 	// counts (rules.Tracker, about 64 bytes an entry); each worker has its
 	// own. Default 16384.
@@ -133,6 +136,8 @@ type Engine struct {
 	defrag     *defrag.Reassembler // made at the first fragment
 	inDatagram bool                // Process runs on a reassembled datagram
 	learned    *Learned
+	blocked    *Blocked
+	keyBuf     []byte // urlKey scratch
 	tracker    *rules.Tracker // threshold/detection_filter counts of this worker
 	fileMem    int64
 	streamMem  stream.Budget
@@ -184,6 +189,10 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if e.learned == nil {
 		e.learned = NewLearned()
+	}
+	e.blocked = cfg.Blocked
+	if e.blocked == nil {
+		e.blocked = NewBlocked()
 	}
 	e.releaseFn = e.release
 	e.tracker = rules.NewTracker(cfg.ThresholdEntries)
@@ -343,6 +352,7 @@ func (e *Engine) expire(now time.Time) {
 		e.defrag.Expire(now) // datagrams that will never complete free their buffers
 	}
 	e.learned.expire(now)
+	e.blocked.expire(now)
 }
 
 // Close ends every flow (files still open are reported truncated). Call it

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -110,7 +111,14 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.Verdict = "partially-scanned"
 	}
 	malicious := false
-	if b.AV != nil && len(data) > 0 {
+	if len(data) > 0 && f.complete(complete) && e.blocked.Len() > 0 {
+		// The same content was neutralised before: no second scan.
+		e.keyBuf = append(append(e.keyBuf[:0], "sha256:"...), info.SHA256...)
+		if bl, ok := e.blocked.lookup(e.keyBuf, e.now); ok {
+			malicious, info.Verdict, info.Threat, info.Scanned = true, "malicious", bl.threat, true
+		}
+	}
+	if !malicious && b.AV != nil && len(data) > 0 {
 		res, err := b.AV.Scan(data)
 		info.Scanned = err == nil
 		switch {
@@ -138,6 +146,7 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	e.emit(ev)
 	if malicious {
 		e.stats.FilesMalicious.Add(1)
+		e.remember(f, info)
 		a := e.event(st, dir, alert.TypeAlert, f.meta)
 		a.FileInfo = info
 		a.Alert = &alert.Alert{
@@ -151,4 +160,43 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		e.emit(a)
 	}
 	e.dropFile(f)
+}
+
+// complete reports whether f holds the whole file: every byte seen and kept.
+func (f *fileState) complete(ended bool) bool { return ended && !f.overflow && !f.gap }
+
+// remember enters a neutralised file in the shared Blocked table: its URL
+// (an HTTP download or upload) and its SHA-256 when the whole file was seen.
+func (e *Engine) remember(f *fileState, info *alert.FileInfo) {
+	be := blockedEntry{threat: info.Threat, sha256: info.SHA256, expires: e.now.Add(BlockedTTL)}
+	var url, sum string
+	if f.meta != nil && len(f.meta.uri) > 0 {
+		u := http1.NormalizeURI(nil, f.meta.uri)
+		url = string(urlKey(nil, f.meta.host, u))
+	}
+	if info.State == "CLOSED" && info.Verdict == "malicious" && info.Size > 0 && !f.overflow && !f.gap {
+		sum = "sha256:" + info.SHA256
+	}
+	e.blocked.add(be, url, sum)
+}
+
+// alertBlockedRetry refuses a request for a URL whose file was neutralised
+// earlier (a Range resume, a retry, another client): reset both sides
+// before the server answers.
+func (e *Engine) alertBlockedRetry(st *flowState, m *reqMeta, b blockedEntry) {
+	e.stats.FilesRetryBlocked.Add(1)
+	e.verdict(Reject)
+	if st.alertedOnce(sidAVRetry) {
+		return
+	}
+	a := e.event(st, 0, alert.TypeAlert, m)
+	a.FileInfo = &alert.FileInfo{SHA256: b.sha256, Threat: b.threat, Verdict: "malicious"}
+	a.Alert = &alert.Alert{
+		Action: alert.ActionBlocked, GID: 1, SignatureID: sidAVRetry, Rev: 1,
+		Signature: "UTM AV request for a file blocked earlier: " + b.threat,
+		Category:  "Malware detected", Severity: 1,
+	}
+	a.Stars = 2
+	a.Summary = "Refused a request for a file neutralised earlier (" + b.threat + "): a resume or retry of a blocked download; the connection was reset"
+	e.emit(a)
 }

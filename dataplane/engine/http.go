@@ -29,6 +29,13 @@ func (st *flowState) Request(r *http1.Request) {
 	}
 	in := e.input(st, 0)
 	e.uriBuf = http1.NormalizeURI(e.uriBuf[:0], r.URI)
+	if e.blocked.Len() > 0 {
+		e.keyBuf = urlKey(e.keyBuf[:0], r.Host, e.uriBuf)
+		if b, ok := e.blocked.lookup(e.keyBuf, e.now); ok {
+			e.alertBlockedRetry(st, m, b)
+			return
+		}
+	}
 	in.Buf[rules.BufHTTPURI] = e.uriBuf
 	in.Buf[rules.BufHTTPRawURI] = r.URI
 	in.Buf[rules.BufHTTPMethod] = r.Method

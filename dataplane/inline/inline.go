@@ -219,6 +219,11 @@ func New(cfg Config) (*Pool, error) {
 		// different queues: the workers share what DNS taught them.
 		cfg.Engine.Learned = engine.NewLearned()
 	}
+	if cfg.Engine.Blocked == nil {
+		// A resume of a neutralised download is a new flow, maybe on
+		// another queue.
+		cfg.Engine.Blocked = engine.NewBlocked()
+	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, release: make(chan struct{})}
 	for _, q := range cfg.Queues {
 		p.workers = append(p.workers, &Worker{
