@@ -137,7 +137,7 @@ type Engine struct {
 	inDatagram bool                // Process runs on a reassembled datagram
 	learned    *Learned
 	blocked    *Blocked
-	keyBuf     []byte // urlKey scratch
+	keyBuf     []byte         // urlKey scratch
 	tracker    *rules.Tracker // threshold/detection_filter counts of this worker
 	fileMem    int64
 	streamMem  stream.Budget
