@@ -55,9 +55,10 @@
 // data wins, gaps declared, never stalled). Per-flow bypass (evasion.go):
 //
 //	opaque / unknown   at StreamDepth (default 1 MiB) in either direction
-//	HTTP               at StreamDepth, but not while a file is kept for
-//	                   scanning (up to MaxScanSize; past it the kept part is
-//	                   scanned, reported partial, then the flow is bypassed)
+//	HTTP, SMTP, POP3,  never by depth: followed to the end so every file is
+//	IMAP               extracted, also one after a long transfer on the same
+//	                   connection (a file past MaxScanSize is scanned up to
+//	                   it and reported partially scanned)
 //	TLS                once both sides sent ChangeCipherSpec or application data
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                n/a (datagrams, not bypassed)

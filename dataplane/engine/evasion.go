@@ -137,9 +137,11 @@ func (e *Engine) settle(st *flowState, dir int) Verdict {
 
 // checkBypass bypasses a TCP flow that needs no more inspection:
 //   - TLS, once both sides sent ChangeCipherSpec or application data;
-//   - past the stream depth in either direction (HTTP: unless a file is
-//     still being kept for scanning; one past MaxScanSize is scanned and
-//     reported partial now).
+//   - past the stream depth in either direction, unless the flow carries
+//     files (HTTP, mail): those are followed to their end, so a file after
+//     a long transfer on the same connection is still extracted (a file
+//     past MaxScanSize is scanned up to it and reported partially scanned;
+//     the connection goes on being parsed).
 func (e *Engine) checkBypass(st *flowState) {
 	if st.app == appTLS && st.tls[0].done && st.tls[1].done {
 		e.bypassFlow(st, &e.stats.Stream.BypassTLS)
@@ -149,20 +151,8 @@ func (e *Engine) checkBypass(st *flowState) {
 	if depth < 0 || (st.depth[0] < depth && st.depth[1] < depth) {
 		return
 	}
-	if st.app == appHTTP {
-		for i := range st.file {
-			if f := &st.file[i]; f.active && !f.overflow {
-				return // still scanning
-			}
-		}
-		for i := range st.file {
-			if f := &st.file[i]; f.active {
-				e.endFile(st, i, f, false)
-			}
-		}
-		if e.cur.verdict != Accept {
-			return // the partial file was malicious
-		}
+	if st.app.carriesFiles() {
+		return
 	}
 	e.bypassFlow(st, &e.stats.Stream.BypassDepth)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,9 +49,11 @@ func TestDepthBypass(t *testing.T) {
 	}
 }
 
-// TestHTTPDepthWaitsForFile: HTTP past its depth is not bypassed while a
-// file is being kept for scanning; it is once the file ended.
-func TestHTTPDepthWaitsForFile(t *testing.T) {
+// TestHTTPFollowedPastDepth: an HTTP connection is never bypassed by the
+// stream depth: after a long clean download, a second file on the same
+// keep-alive connection is still extracted, and a malicious one cut (a
+// depth bypass would let it through: the evasion this guards against).
+func TestHTTPFollowedPastDepth(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 20000)
 	tr := testpcap.NewTrace(t0)
 	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
@@ -58,20 +61,22 @@ func TestHTTPDepthWaitsForFile(t *testing.T) {
 	c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"), 0)
 	c.Server(body, 1000)
 	c.Client([]byte("GET /next HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(eicar))), 0)
+	c.Server(eicar, 1000)
 	var rec recorder
 	e := New(Config{StreamDepth: 4000, Sink: &rec}, defaultBundle(t))
 	vs := verdicts(e, tr.Sorted())
-	n := 0
-	for _, v := range vs {
+	for i, v := range vs {
 		if v == Bypass {
-			n++
+			t.Fatalf("packet %d bypassed: an HTTP connection must be followed past the depth", i)
 		}
 	}
-	// The segment that ends the body is the first one bypassed (the file is
-	// scanned, then nothing is left to scan), with its ACK and the last
-	// request and its ACK.
-	if n != 4 || e.Stats().Files.Load() != 1 || len(rec.ev) != 1 || rec.ev[0].FileInfo.State != "CLOSED" {
-		t.Fatalf("bypassed %d packets (want 4), files %d, events %d", n, e.Stats().Files.Load(), len(rec.ev))
+	if vs[len(vs)-1] == Accept {
+		t.Fatalf("the malicious second file was let through (verdicts %v)", vs)
+	}
+	al := rec.alerts()
+	if e.Stats().Files.Load() != 2 || len(al) != 1 || al[0].HTTP == nil || al[0].HTTP.URL != "/next" {
+		t.Fatalf("files %d, alerts %+v: want 2 files and one alert on /next", e.Stats().Files.Load(), al)
 	}
 }
 

@@ -20,7 +20,16 @@ const (
 	appDNS
 	appOpaque // not a protocol we parse: only packet rules and intel apply
 	appTLS    // TLS records: followed until both sides encrypt, then bypassed
+	appSMTP   // mail (mail.go): followed to the end, messages extracted
+	appPOP3
+	appIMAP
 )
+
+// carriesFiles reports whether the protocol's transfers are extracted and
+// scanned, so its flows are followed to their end (never bypassed by depth).
+func (a appProto) carriesFiles() bool {
+	return a == appHTTP || a == appSMTP || a == appPOP3 || a == appIMAP
+}
 
 func (a appProto) String() string {
 	switch a {
@@ -30,6 +39,12 @@ func (a appProto) String() string {
 		return "dns"
 	case appTLS:
 		return "tls"
+	case appSMTP:
+		return "smtp"
+	case appPOP3:
+		return "pop3"
+	case appIMAP:
+		return "imap"
 	}
 	return ""
 }
