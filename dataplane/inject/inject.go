@@ -39,6 +39,7 @@ type Injector struct {
 	dst     [16]byte
 	Sent    uint64 // resets sent (read with Stats while in use)
 	Unreach uint64 // ICMP unreachables sent (unreach.go)
+	Replies uint64 // UDP replies sent in a server's place (reply.go)
 	Failed  uint64 // resets or unreachables that could not be built or sent
 }
 
