@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/openutm/utm/dataplane/dnsmsg"
@@ -41,6 +42,10 @@ func (e *Engine) udp(b *bundle.Bundle, st *flowState, dir int) {
 		e.stats.DNSQueries.Add(1)
 		if b.Intel != nil {
 			if ind, ok := b.Intel.LookupDomain(name); ok {
+				if e.cfg.DNSBlock != DNSAlert {
+					e.blockDNS(st, ind, m)
+					return
+				}
 				e.alertDNS(st, ind, m)
 			}
 		}
@@ -70,6 +75,50 @@ func (e *Engine) alertDNS(st *flowState, ind *intel.Indicator, m *dnsmsg.Msg) {
 		dnsEvent(ev, m)
 		e.emit(ev)
 	}
+}
+
+// blockDNS answers a query for a listed domain in the resolver's place
+// (NXDOMAIN, or the sinkhole address) and drops the query, so the client
+// never learns the C&C address and never connects. Only this datagram is
+// dropped: the flow may be an office DNS forwarder's, whose other lookups
+// must go on. A blocked lookup of a listed domain is the infected host's
+// attempt to call home, hence ★★★ (the connection that would have followed
+// never happens to raise it).
+func (e *Engine) blockDNS(st *flowState, ind *intel.Indicator, m *dnsmsg.Msg) {
+	e.discard()
+	e.stats.DNSBlocked.Add(1)
+	sink := e.cfg.Sinkhole4
+	if m.QType == dnsmsg.TypeAAAA {
+		sink = e.cfg.Sinkhole6
+	}
+	if e.cfg.DNSBlock != DNSSinkhole {
+		sink = netip.Addr{}
+	}
+	if r, ok := e.cfg.Reset.(UDPReplier); ok {
+		var err error
+		e.replyBuf, err = dnsmsg.AppendBlockReply(e.replyBuf[:0], e.p.Payload, sink, sinkholeTTL)
+		if err == nil {
+			err = r.ReplyUDP(e.raw, e.replyBuf)
+		}
+		if err != nil {
+			e.stats.ResetErrors.Add(1)
+			e.log.Warn("could not answer a blocked DNS query; it is dropped, the client will retry and time out", "flow_id", st.f.ID, "err", err)
+		}
+	}
+	ev := e.intelEvent(st, sidCNCDNS, string(m.Name()), ind, Accept, nil)
+	if ev == nil {
+		return // the AAAA twin of an A query, or a retry: one alert per flow
+	}
+	ev.AppProto = "dns"
+	ev.Alert.Action = alert.ActionBlocked
+	ev.Stars = 3
+	answer := "NXDOMAIN"
+	if sink.IsValid() {
+		answer = "the sinkhole " + sink.String()
+	}
+	ev.Summary = "Blocked a DNS lookup of C&C domain " + string(m.Name()) + " (listed as " + ind.Value + "): answered " + answer + ", the host never gets the address; it is likely infected"
+	dnsEvent(ev, m)
+	e.emit(ev)
 }
 
 // dnsEvent adds the DNS section to an event.

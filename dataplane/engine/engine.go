@@ -69,6 +69,34 @@ type Unreacher interface {
 	Unreachable(pkt []byte) error
 }
 
+// UDPReplier sends a datagram in a server's place: payload to the sender of
+// pkt (a whole IP/UDP packet), from pkt's destination. The Config.Reset
+// value may implement it (inject.Injector does); the engine uses it to
+// answer DNS queries for blocked domains.
+type UDPReplier interface {
+	ReplyUDP(pkt, payload []byte) error
+}
+
+// DNSPolicy is what the engine does with a DNS query for a domain on the
+// threat-intel list.
+type DNSPolicy uint8
+
+// DNS policies.
+const (
+	// DNSAlert lets the lookup through with a ★★ alert; the connection to
+	// the address it returns is blocked at its first packet (★★★).
+	DNSAlert DNSPolicy = iota
+	// DNSNXDomain drops the query and answers NXDOMAIN (★★★): the client
+	// never learns the address.
+	DNSNXDomain
+	// DNSSinkhole drops the query and answers with Config.Sinkhole4 (A) or
+	// Sinkhole6 (AAAA), NOERROR without records for other types (★★★).
+	DNSSinkhole
+)
+
+// sinkholeTTL is the TTL of sinkhole answers, seconds.
+const sinkholeTTL = 300
+
 // Config configures an Engine. Zero values take the defaults noted.
 type Config struct {
 	MaxFlows     int // default 65536
@@ -99,6 +127,10 @@ type Config struct {
 	// Blocked is the table of neutralised files (blocked.go); the workers
 	// of one box share one (NewBlocked). nil: the engine's own.
 	Blocked *Blocked
+	// DNSBlock is what a DNS query for a listed domain gets; Sinkhole4 and
+	// Sinkhole6 are the addresses DNSSinkhole answers with.
+	DNSBlock             DNSPolicy
+	Sinkhole4, Sinkhole6 netip.Addr
 	// ThresholdEntries sizes the table of threshold and detection_filter
 	// counts (rules.Tracker, about 64 bytes an entry); each worker has its
 	// own. Default 16384.
@@ -138,6 +170,7 @@ type Engine struct {
 	learned    *Learned
 	blocked    *Blocked
 	keyBuf     []byte         // urlKey scratch
+	replyBuf   []byte         // DNS block replies (dns.go)
 	tracker    *rules.Tracker // threshold/detection_filter counts of this worker
 	fileMem    int64
 	streamMem  stream.Budget

@@ -21,6 +21,7 @@ type Stats struct {
 	TLS                                 TLSStats    // handshake parsing (tls.go)
 	HTTPRequests, DNSQueries            atomic.Uint64
 	DNSMalformed                        atomic.Uint64
+	DNSBlocked                          atomic.Uint64 // queries for listed domains answered by the box
 	Files, FilesMalicious, FilesPartial atomic.Uint64
 	FilesRetryBlocked                   atomic.Uint64 // requests for a URL neutralised earlier (blocked.go)
 	ScanErrors, ResetErrors             atomic.Uint64

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -80,6 +81,40 @@ type Engine struct {
 	MaxFlows        int  `json:"max_flows"`
 	MaxScanSize     int  `json:"max_scan_size"`
 	MalformedAccept bool `json:"malformed_accept"`
+	// DNSBlock is what a DNS query for a domain on the threat-intel list
+	// gets: "alert" (let through, ★★; the connection to the address is
+	// blocked, ★★★), "nxdomain" (answered NXDOMAIN by the box, ★★★) or
+	// "sinkhole" (answered with Sinkhole4/Sinkhole6, ★★★). "" = "alert".
+	DNSBlock  string `json:"dns_block,omitempty"`
+	Sinkhole4 string `json:"sinkhole4,omitempty"`
+	Sinkhole6 string `json:"sinkhole6,omitempty"`
+}
+
+// DNSPolicy parses DNSBlock and the sinkhole addresses.
+func (e Engine) DNSPolicy() (policy string, sink4, sink6 netip.Addr, err error) {
+	switch e.DNSBlock {
+	case "", "alert":
+		return "alert", sink4, sink6, nil
+	case "nxdomain":
+		return e.DNSBlock, sink4, sink6, nil
+	case "sinkhole":
+	default:
+		return "", sink4, sink6, fmt.Errorf("%w: engine.dns_block %q: want alert, nxdomain or sinkhole", ErrInvalid, e.DNSBlock)
+	}
+	if e.Sinkhole4 != "" {
+		if sink4, err = netip.ParseAddr(e.Sinkhole4); err != nil || !sink4.Is4() {
+			return "", sink4, sink6, fmt.Errorf("%w: engine.sinkhole4 %q is not an IPv4 address", ErrInvalid, e.Sinkhole4)
+		}
+	}
+	if e.Sinkhole6 != "" {
+		if sink6, err = netip.ParseAddr(e.Sinkhole6); err != nil || !sink6.Is6() || sink6.Is4In6() {
+			return "", sink4, sink6, fmt.Errorf("%w: engine.sinkhole6 %q is not an IPv6 address", ErrInvalid, e.Sinkhole6)
+		}
+	}
+	if !sink4.IsValid() && !sink6.IsValid() {
+		return "", sink4, sink6, fmt.Errorf("%w: engine.dns_block is sinkhole but neither sinkhole4 nor sinkhole6 is set", ErrInvalid)
+	}
+	return e.DNSBlock, sink4, sink6, nil
 }
 
 // Default returns the embedded defaults.
@@ -125,6 +160,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: heartbeat %v is shorter than 100ms", ErrInvalid, time.Duration(c.Heartbeat))
 	case c.DataDir == "" || c.LogDir == "":
 		return fmt.Errorf("%w: data_dir and log_dir must be set", ErrInvalid)
+	}
+	if _, _, _, err := c.Engine.DNSPolicy(); err != nil {
+		return err
 	}
 	for sid, n := range c.Stars {
 		if sid <= 0 || n < 1 || n > 3 {

@@ -70,3 +70,37 @@ func TestStars(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSBlock(t *testing.T) {
+	dir := t.TempDir()
+	for i, c := range []struct {
+		json, policy, sink4, sink6 string
+	}{
+		{`{}`, "alert", "invalid IP", "invalid IP"},
+		{`{"engine":{"dns_block":"nxdomain"}}`, "nxdomain", "invalid IP", "invalid IP"},
+		{`{"engine":{"dns_block":"sinkhole","sinkhole4":"198.18.99.1"}}`, "sinkhole", "198.18.99.1", "invalid IP"},
+		{`{"engine":{"dns_block":"sinkhole","sinkhole4":"198.18.99.1","sinkhole6":"2001:db8::1"}}`, "sinkhole", "198.18.99.1", "2001:db8::1"},
+		{`{"engine":{"dns_block":"sinkhole"}}`, "", "", ""},
+		{`{"engine":{"dns_block":"sinkhole","sinkhole4":"2001:db8::1"}}`, "", "", ""},
+		{`{"engine":{"dns_block":"sinkhole","sinkhole6":"198.18.99.1"}}`, "", "", ""},
+		{`{"engine":{"dns_block":"drop"}}`, "", "", ""},
+	} {
+		p := filepath.Join(dir, "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		got, err := Load(p)
+		if c.policy == "" {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("case %d %s: err %v, want ErrInvalid", i, c.json, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("case %d %s: %v", i, c.json, err)
+			continue
+		}
+		pol, s4, s6, _ := got.Engine.DNSPolicy()
+		if pol != c.policy || s4.String() != c.sink4 || s6.String() != c.sink6 {
+			t.Errorf("case %d: %s %v %v, want %s %s %s", i, pol, s4, s6, c.policy, c.sink4, c.sink6)
+		}
+	}
+}

@@ -214,7 +214,12 @@ func (l *live) serveMetrics(ctx context.Context, addr string) error {
 
 // engineConfig is the engine configuration of every worker.
 func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Resetter, log *slog.Logger) engine.Config {
+	policy, sink4, sink6, _ := cfg.Engine.DNSPolicy() // checked by config.Validate
+	dns := map[string]engine.DNSPolicy{"alert": engine.DNSAlert, "nxdomain": engine.DNSNXDomain, "sinkhole": engine.DNSSinkhole}[policy]
 	return engine.Config{
+		DNSBlock:        dns,
+		Sinkhole4:       sink4,
+		Sinkhole6:       sink6,
 		MaxFlows:        cfg.Engine.MaxFlows,
 		MaxScanSize:     cfg.Engine.MaxScanSize,
 		MalformedAccept: cfg.Engine.MalformedAccept,
