@@ -14,11 +14,14 @@ import (
 	"github.com/openutm/utm/telemetry/alert"
 )
 
-// fileState follows one body being transferred.
+// fileState follows one file being transferred: an HTTP body, an upload's
+// form part, a mail attachment or body part.
 type fileState struct {
 	active    bool
 	name      []byte
-	meta      *reqMeta
+	meta      *reqMeta  // the HTTP request it belongs to; nil for mail
+	mail      *mailMeta // the message it is part of; nil for HTTP
+	quiet     bool      // a mail text body: reported only when malicious
 	size      int64
 	buf       *[]byte // bytes kept for scanning; nil when none
 	overflow  bool    // more than MaxScanSize or the total budget
@@ -132,7 +135,7 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 			info.Threat = res.Threat
 		}
 	}
-	if !malicious && len(data) > 0 {
+	if !malicious && len(data) > 0 && f.mail == nil {
 		in := e.input(st, dir)
 		if dir == 0 {
 			in.Buf[rules.BufHTTPRequestBody] = data
@@ -141,23 +144,16 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		}
 		e.matchRules(b, st, in, f.meta)
 	}
-	ev := e.event(st, dir, alert.TypeFileInfo, f.meta)
-	ev.FileInfo = info
-	e.emit(ev)
+	if !f.quiet || malicious {
+		ev := e.event(st, dir, alert.TypeFileInfo, f.meta)
+		ev.FileInfo = info
+		e.emit(ev)
+	}
 	if malicious {
 		e.stats.FilesMalicious.Add(1)
 		e.remember(f, info)
-		a := e.event(st, dir, alert.TypeAlert, f.meta)
-		a.FileInfo = info
-		a.Alert = &alert.Alert{
-			Action: alert.ActionBlocked, GID: 1, SignatureID: sidAVHTTP, Rev: 1,
-			Signature: "UTM AV malware in HTTP transfer: " + info.Threat,
-			Category:  "Malware detected", Severity: 1,
-		}
-		a.Stars = 3
-		a.Summary = "Blocked a malicious file (" + info.Threat + ") in an HTTP transfer; the transfer was cut"
+		e.alertMalware(st, dir, f, info)
 		e.verdict(Reject)
-		e.emit(a)
 	}
 	e.dropFile(f)
 }
@@ -178,6 +174,43 @@ func (e *Engine) remember(f *fileState, info *alert.FileInfo) {
 		sum = "sha256:" + info.SHA256
 	}
 	e.blocked.add(be, url, sum)
+}
+
+// alertMalware raises the ★★★ alert for a neutralised file. The packet
+// being processed (the one completing the file, or the attachment's part)
+// is rejected by the caller: the rest never arrives, both sides are reset.
+func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.FileInfo) {
+	a := e.event(st, dir, alert.TypeAlert, f.meta)
+	a.FileInfo = info
+	sid, proto := sidAVHTTP, "HTTP"
+	var where, done string
+	switch st.app {
+	case appSMTP:
+		sid, proto, where, done = sidAVMail, "SMTP", "a mail attachment", "the receiving server never accepted the message"
+	case appPOP3:
+		sid, proto, where, done = sidAVMail, "POP3", "a mail attachment", "the mail client never received the whole message"
+	case appIMAP:
+		sid, proto, where, done = sidAVMail, "IMAP", "a mail attachment", "the whole message never reached its destination"
+	default:
+		where, done = "an HTTP transfer", "the transfer was cut"
+		if dir == 0 {
+			where = "an HTTP upload"
+		}
+	}
+	if f.mail != nil && st.app == appSMTP && dir == 1 {
+		done = "the transfer was cut"
+	}
+	a.Alert = &alert.Alert{
+		Action: alert.ActionBlocked, GID: 1, SignatureID: sid, Rev: 1,
+		Signature: "UTM AV malware in " + proto + " transfer: " + info.Threat,
+		Category:  "Malware detected", Severity: 1,
+	}
+	if sid == sidAVMail {
+		a.Alert.Signature = "UTM AV malware in mail attachment (" + proto + "): " + info.Threat
+	}
+	a.Stars = 3
+	a.Summary = "Blocked a malicious file (" + info.Threat + ") in " + where + "; " + done
+	e.emit(a)
 }
 
 // alertBlockedRetry refuses a request for a URL whose file was neutralised

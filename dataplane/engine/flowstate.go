@@ -85,6 +85,9 @@ type flowState struct {
 	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
 
 	hello tlshello.Parser // TLS handshake (tls.go)
+
+	mailOn  bool     // a mail message is (or was last) in transfer: mailHdr is its
+	mailHdr mailMeta // the message's envelope and header fields (mail.go)
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -143,6 +146,8 @@ func (e *Engine) release(f *flow.Flow) {
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
+	st.mailOn = false
+	st.mailHdr.reset()
 	e.pool.Put(st)
 }
 

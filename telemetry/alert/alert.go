@@ -177,6 +177,7 @@ type Email struct {
 	To        []string `json:"to,omitempty"`
 	Subject   string   `json:"subject,omitempty"`
 	MessageID string   `json:"message_id,omitempty"`
+	Date      string   `json:"date,omitempty"`
 }
 
 // FileInfo describes an extracted file: name, size, hashes, verdict.
