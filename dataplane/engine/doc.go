@@ -55,10 +55,14 @@
 // data wins, gaps declared, never stalled). Per-flow bypass (evasion.go):
 //
 //	opaque / unknown   at StreamDepth (default 1 MiB) in either direction
-//	HTTP, SMTP, POP3,  never by depth: followed to the end so every file is
-//	IMAP               extracted, also one after a long transfer on the same
-//	                   connection (a file past MaxScanSize is scanned up to
-//	                   it and reported partially scanned)
+//	SMTP, POP3, IMAP   never by depth: followed to the end, every message
+//	HTTP               at StreamDepth only once a request or response said
+//	                   "Connection: close" (no later transaction can carry a
+//	                   file) and no file is kept for scanning (one past
+//	                   MaxScanSize is scanned up to it, reported partially
+//	                   scanned, then the flow bypassed); keep-alive
+//	                   connections are followed to their end, so a file
+//	                   after a long transfer is still extracted
 //	TLS                once both sides sent ChangeCipherSpec or application data
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                n/a (datagrams, not bypassed)

@@ -138,10 +138,12 @@ func (e *Engine) settle(st *flowState, dir int) Verdict {
 // checkBypass bypasses a TCP flow that needs no more inspection:
 //   - TLS, once both sides sent ChangeCipherSpec or application data;
 //   - past the stream depth in either direction, unless the flow carries
-//     files (HTTP, mail): those are followed to their end, so a file after
-//     a long transfer on the same connection is still extracted (a file
-//     past MaxScanSize is scanned up to it and reported partially scanned;
-//     the connection goes on being parsed).
+//     files: mail is followed to its end, and so is HTTP until a request or
+//     response says "Connection: close" (no transaction can follow: a file
+//     after a long transfer on a keep-alive connection would otherwise
+//     escape extraction). Then HTTP bypasses once no file is kept for
+//     scanning: a file past MaxScanSize is scanned up to it, reported
+//     partially scanned, and the rest of the connection bypassed.
 func (e *Engine) checkBypass(st *flowState) {
 	if st.app == appTLS && st.tls[0].done && st.tls[1].done {
 		e.bypassFlow(st, &e.stats.Stream.BypassTLS)
@@ -151,8 +153,23 @@ func (e *Engine) checkBypass(st *flowState) {
 	if depth < 0 || (st.depth[0] < depth && st.depth[1] < depth) {
 		return
 	}
-	if st.app.carriesFiles() {
+	if st.app.carriesFiles() && !(st.app == appHTTP && st.lastTx) {
 		return
+	}
+	if st.app == appHTTP {
+		for i := range st.file {
+			if f := &st.file[i]; f.active && !f.overflow {
+				return // still scanning
+			}
+		}
+		for i := range st.file {
+			if f := &st.file[i]; f.active {
+				e.endFile(st, i, f, false)
+			}
+		}
+		if e.cur.verdict != Accept {
+			return // the partial file was malicious
+		}
 	}
 	e.bypassFlow(st, &e.stats.Stream.BypassDepth)
 }

@@ -80,6 +80,42 @@ func TestHTTPFollowedPastDepth(t *testing.T) {
 	}
 }
 
+// TestHTTPBypassAfterConnectionClose: once the response says
+// "Connection: close" no transaction can follow, so a connection past its
+// depth is bypassed as soon as its file is scanned; the same transfer on a
+// keep-alive connection (the control) is not.
+func TestHTTPBypassAfterConnectionClose(t *testing.T) {
+	for _, closeHdr := range []bool{true, false} {
+		body := bytes.Repeat([]byte("x"), 20000)
+		tr := testpcap.NewTrace(t0)
+		c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+		c.Client([]byte("GET /big HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+		hdr := "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n"
+		if closeHdr {
+			hdr += "Connection: keep-alive, Close\r\n"
+		}
+		c.Server([]byte(hdr+"\r\n"), 0)
+		c.Server(body, 1000)
+		c.Client([]byte("more bytes after the body"), 0)
+		var rec recorder
+		e := New(Config{StreamDepth: 4000, Sink: &rec}, defaultBundle(t))
+		vs := verdicts(e, tr.Sorted())
+		n := 0
+		for _, v := range vs {
+			if v == Bypass {
+				n++
+			}
+		}
+		files := e.Stats().Files.Load()
+		if closeHdr && (n == 0 || files != 1 || len(rec.ev) != 1 || rec.ev[0].FileInfo.State != "CLOSED") {
+			t.Fatalf("Connection: close: bypassed %d packets (want some, after the file), files %d, events %d", n, files, len(rec.ev))
+		}
+		if !closeHdr && n != 0 {
+			t.Fatalf("keep-alive: %d packets bypassed; a later transaction could carry a file", n)
+		}
+	}
+}
+
 // TestPassRuleBypass: a pass rule bypasses the flow without an alert.
 func TestPassRuleBypass(t *testing.T) {
 	set, errs := rules.Parse(strings.NewReader(`pass tcp any any -> any any (msg:"trusted updater"; content:"trusted-update"; sid:9000001; rev:1;)

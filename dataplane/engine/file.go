@@ -37,6 +37,7 @@ var scanPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
 	f.meta = meta
+	f.mail, f.quiet = nil, false // a mail part sets them after
 	f.size = 0
 	f.overflow, f.gap = false, false
 	if f.md5 == nil {

@@ -72,6 +72,7 @@ type flowState struct {
 	tls     [2]tlsRecords
 	tiny    int  // tiny client segments before the first request
 	reqSeen bool // a request header block completed
+	lastTx  bool // an HTTP request or response said Connection: close
 
 	http    http1.Parser
 	reqs    [4]reqMeta // requests waiting for their response, FIFO
@@ -139,7 +140,7 @@ func (e *Engine) release(f *flow.Flow) {
 	st.app, st.blocked, st.established, st.midstream, st.synAck = appUnknown, false, false, false, false
 	st.tcpInit = [2]bool{}
 	st.fin, st.closed, st.finSeq = [2]bool{}, [2]bool{}, [2]uint32{}
-	st.rst, st.bypass, st.reqSeen, st.tiny = false, false, false, 0
+	st.rst, st.bypass, st.reqSeen, st.tiny, st.lastTx = false, false, false, 0, false
 	st.depth = [2]int{}
 	st.tls = [2]tlsRecords{}
 	st.hello.Reset()

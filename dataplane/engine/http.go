@@ -20,6 +20,9 @@ func (st *flowState) Request(r *http1.Request) {
 	st.reqN++
 	st.reqSeen = true
 	e.stats.HTTPRequests.Add(1)
+	if hasToken(r.Connection, "close") {
+		st.lastTx = true
+	}
 
 	if b.Intel != nil && len(r.Host) > 0 {
 		host := hostOnly(r.Host)
@@ -61,6 +64,9 @@ func (st *flowState) Request(r *http1.Request) {
 // Response implements http1.Handler.
 func (st *flowState) Response(r *http1.Response) {
 	e := st.e
+	if hasToken(r.Connection, "close") || (bytes.Equal(r.Proto, []byte("HTTP/1.0")) && !hasToken(r.Connection, "keep-alive")) {
+		st.lastTx = true
+	}
 	if r.Status >= 200 {
 		if st.reqN > 0 {
 			m := &st.reqs[st.reqHead]
@@ -198,4 +204,21 @@ func hostOnly(h []byte) []byte {
 		}
 	}
 	return h
+}
+
+// hasToken reports whether the comma-separated header value v has token
+// (ASCII case-insensitive).
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var t []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			t, v = v[:i], v[i+1:]
+		} else {
+			t, v = v, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(t), []byte(token)) {
+			return true
+		}
+	}
+	return false
 }

@@ -108,6 +108,7 @@ func starStr(n int) string {
 // Sids of the alerts the cases expect.
 const (
 	SIDAV         = 2210001
+	SIDAVRetry    = 2210003 // a request for a URL whose file was neutralised
 	SIDCNCDNS     = 2220001
 	SIDCNCLearned = 2220003
 	SIDLog4Shell  = 2200001
