@@ -481,9 +481,6 @@ func (s *Set) addIP(a netip.Addr, m meta) (string, bool, error) {
 }
 
 func (s *Set) addURL(v []byte, m meta) (string, bool, error) {
-	if len(v) > maxKey-16 {
-		return "", false, fmt.Errorf("URL longer than %d bytes: %w", maxKey-16, ErrBadIndicator)
-	}
 	var host, target []byte
 	switch {
 	case hasScheme(v) > 0:
@@ -507,11 +504,17 @@ func (s *Set) addURL(v []byte, m meta) (string, bool, error) {
 			return "", false, fmt.Errorf("URL %.80q: host %.60q is neither a domain nor an address: %w", v, host, ErrBadIndicator)
 		}
 	}
-	var buf, scratch [maxKey]byte
-	key, _, _ := urlKey(buf[:0], host, target, scratch[:])
+	key, path, _ := urlKey(make([]byte, 0, len(host)+3*len(target)+2), host, target, make([]byte, 0, 3*len(target)+1))
+	if !urlFits(key[:path], key[path:]) {
+		return "", false, fmt.Errorf("URL %.80q... is longer than LookupURL checks (%d bytes, escapes counting thrice): %w", v, maxKey-8, ErrBadIndicator)
+	}
 	_, isNew := s.t[tURL].insert(key, s.intern(m), 0)
 	return KindURL, isNew, nil
 }
+
+// urlFits reports whether LookupURL's stack buffers hold the normalised
+// key of host and target (normalising can triple a byte: ' ' -> %20).
+func urlFits(host, target []byte) bool { return len(host)+3*len(target) <= maxKey-8 }
 
 // hostOK accepts a lowercased host: a domain, an address, or either with a port.
 func hostOK(h []byte) error {
@@ -735,24 +738,23 @@ func (s *Set) lookupNet(ip netip.Addr) (*Indicator, bool) {
 // normalised as indicators are (host lowercased, default port 80/443 and
 // trailing dot dropped, unreserved escapes decoded, dot segments removed)
 // and tried as host+path+query, host+path, then path alone (path-only
-// trails). A URL longer than 4 KiB is checked without its query, then not
-// at all. Cost: at most three probes plus one pass over the bytes.
+// trails). A URL longer than about 4 KiB (escapes counting thrice) is
+// checked without its query, then not at all. Cost: at most three probes plus one pass over the bytes.
 func (s *Set) LookupURL(host, target []byte) (*Indicator, bool) {
 	if s == nil || s.t[tURL].len() == 0 {
 		return nil, false
 	}
 	host, target = splitAbsolute(host, target)
-	if len(host)+len(target) > maxKey/2-8 {
+	if !urlFits(host, target) {
 		// Check without the query; if that is still too long, give up.
 		if q := indexByte(target, '?'); q >= 0 {
 			target = target[:q]
 		}
-		if len(host)+len(target) > maxKey/2-8 {
+		if !urlFits(host, target) {
 			return nil, false
 		}
 	}
-	var buf [maxKey]byte
-	var scratch [maxKey / 2]byte
+	var buf, scratch [maxKey]byte
 	key, path, query := urlKey(buf[:0], host, target, scratch[:])
 	t := &s.t[tURL]
 	if query < len(key) {

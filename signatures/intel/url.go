@@ -69,7 +69,8 @@ func lastByte(b []byte, c byte) int {
 // appendHost appends the normalised host to dst.
 func appendHost(dst, host []byte) []byte {
 	// Drop a default port: the last ':' after any IPv6 bracket.
-	if c := lastByte(host, ':'); c >= 0 && c > lastByte(host, ']') {
+	// An unbracketed host with two colons is a bare IPv6 address: no port.
+	if c := lastByte(host, ':'); c >= 0 && c > lastByte(host, ']') && (host[0] == '[' || indexByte(host, ':') == c) {
 		if p := string(host[c+1:]); p == "80" || p == "443" || p == "" {
 			host = host[:c]
 		}
