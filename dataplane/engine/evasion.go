@@ -75,6 +75,10 @@ func (st *flowState) gap(d, n int) {
 			}
 		}
 	}
+	if st.app == appSMTP || st.app == appPOP3 || st.app == appIMAP {
+		st.mfile.gap = st.mfile.active
+		st.endMail(false)
+	}
 	st.app = appOpaque
 }
 
@@ -86,8 +90,11 @@ func (e *Engine) closeStreams(st *flowState) {
 			st.tcp[d].Flush(&st.recv[d])
 		}
 	}
-	if st.app == appHTTP {
+	switch st.app {
+	case appHTTP:
 		st.http.Close()
+	case appSMTP, appPOP3, appIMAP:
+		st.mail.Close() // an open message ends incomplete and is scanned
 	}
 }
 

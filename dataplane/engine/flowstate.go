@@ -5,6 +5,8 @@ import (
 
 	"github.com/openutm/utm/dataplane/flow"
 	"github.com/openutm/utm/dataplane/http1"
+	"github.com/openutm/utm/dataplane/mail"
+	"github.com/openutm/utm/dataplane/mime"
 	"github.com/openutm/utm/dataplane/packet"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/dataplane/tlshello"
@@ -89,6 +91,13 @@ type flowState struct {
 
 	mailOn  bool     // a mail message is (or was last) in transfer: mailHdr is its
 	mailHdr mailMeta // the message's envelope and header fields (mail.go)
+	mail    mail.Parser
+	mime    mime.Parser // the message in transfer, or an HTTP multipart upload
+	mailR   mailRecv
+	mimeR   mimeRecv
+	mailDir int       // direction of the message in transfer
+	mailTLS bool      // STARTTLS accepted: the rest is encrypted
+	mfile   fileState // the MIME part in transfer
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -109,6 +118,7 @@ func (e *Engine) newFlowState(f *flow.Flow) *flowState {
 		st = &flowState{e: e}
 		st.recv[0] = dirRecv{st, 0}
 		st.recv[1] = dirRecv{st, 1}
+		st.mailR, st.mimeR = mailRecv{st}, mimeRecv{st}
 		st.alerted = make([]int, 0, 4)
 	}
 	st.f = f
@@ -133,6 +143,7 @@ func (e *Engine) release(f *flow.Flow) {
 	for d := range st.file {
 		e.dropFile(&st.file[d])
 	}
+	e.dropFile(&st.mfile)
 	st.tcp[0].Reset() // out-of-order pages back to the pool
 	st.tcp[1].Reset()
 	f.Ext = nil
@@ -147,7 +158,7 @@ func (e *Engine) release(f *flow.Flow) {
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
-	st.mailOn = false
+	st.mailOn, st.mailTLS, st.mailDir = false, false, 0
 	st.mailHdr.reset()
 	e.pool.Put(st)
 }
@@ -277,10 +288,13 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 	if st.fin[dir] && !st.closed[dir] && s.Next() == st.finSeq[dir] {
 		// Every byte before the FIN was inspected.
 		st.closed[dir] = true
-		if st.app == appHTTP {
+		switch st.app {
+		case appHTTP:
 			// A body delimited by the close ends here; this packet is held
 			// until the file's verdict.
 			st.http.Close()
+		case appSMTP, appPOP3, appIMAP:
+			st.mail.Close()
 		}
 	}
 }
@@ -296,6 +310,15 @@ func (st *flowState) data(d int, b []byte) {
 			st.http.Init(st)
 		case d == 0 && looksTLS(b):
 			st.app = appTLS
+		case d == 1:
+			// Mail servers speak first.
+			if app, proto, ok := mailProto(b, st.f.Server.Port()); ok {
+				st.app = app
+				st.mail.Init(proto, &st.mailR)
+				e.stats.Mail.Sessions.Add(1)
+				break
+			}
+			st.app = appOpaque
 		default:
 			st.app = appOpaque
 		}
@@ -306,6 +329,15 @@ func (st *flowState) data(d int, b []byte) {
 	switch st.app {
 	case appHTTP:
 		st.http.Feed(http1.Dir(d), b)
+	case appSMTP, appPOP3, appIMAP:
+		st.mail.Feed(mail.Dir(d), b) // mail.go
+		if st.mail.Broken() {
+			e.stats.Mail.Broken.Add(1)
+			st.endMail(false)
+			st.app = appOpaque
+		} else if st.mail.Encrypted() {
+			st.app = appOpaque // TLS from here: inspected to the stream depth, then bypassed
+		}
 	case appTLS:
 		st.tlsHandshake(d, b) // tls.go
 		if !st.tls[d].feed(b) {

@@ -24,10 +24,22 @@ type Stats struct {
 	DNSBlocked                          atomic.Uint64 // queries for listed domains answered by the box
 	Files, FilesMalicious, FilesPartial atomic.Uint64
 	FilesRetryBlocked                   atomic.Uint64 // requests for a URL neutralised earlier (blocked.go)
+	Mail                                MailStats     // SMTP, POP3, IMAP (mail.go)
 	ScanErrors, ResetErrors             atomic.Uint64
 	LearnedFull                         atomic.Uint64
 	Alerts                              atomic.Uint64
 	AlertsByStars                       [4]atomic.Uint64
+}
+
+// MailStats counts mail sessions and messages.
+type MailStats struct {
+	Sessions      atomic.Uint64 // SMTP, POP3 and IMAP connections recognised
+	Messages      atomic.Uint64 // messages extracted
+	Truncated     atomic.Uint64 // messages that ended before their end (connection closed, gap)
+	StartTLS      atomic.Uint64 // sessions that switched to TLS: their messages are not scanned
+	Broken        atomic.Uint64 // sessions whose bytes stopped following the protocol
+	Anomalies     atomic.Uint64 // protocol anomalies (long lines, unanswered commands, ...)
+	MIMEAnomalies atomic.Uint64 // MIME anomalies (bad base64, missing boundary, limits)
 }
 
 func (s *Stats) countMalformed(r packet.Result) {
@@ -82,6 +94,13 @@ func (e *Engine) Counters() map[string]uint64 {
 		"files_malicious":     s.FilesMalicious.Load(),
 		"files_partial":       s.FilesPartial.Load(),
 		"files_retry_blocked": s.FilesRetryBlocked.Load(),
+		"mail_sessions":       s.Mail.Sessions.Load(),
+		"mail_messages":       s.Mail.Messages.Load(),
+		"mail_truncated":      s.Mail.Truncated.Load(),
+		"mail_starttls":       s.Mail.StartTLS.Load(),
+		"mail_broken":         s.Mail.Broken.Load(),
+		"mail_anomalies":      s.Mail.Anomalies.Load(),
+		"mime_anomalies":      s.Mail.MIMEAnomalies.Load(),
 		"scan_errors":         s.ScanErrors.Load(),
 		"reset_errors":        s.ResetErrors.Load(),
 		"alerts":              s.Alerts.Load(),
