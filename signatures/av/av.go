@@ -1,34 +1,64 @@
 // Package av scans files for malware with YARA (libyara through go-yara)
-// and hash blocklists (ClamAV .hdb/.hsb and plain lists of MD5, SHA-1 or
-// SHA-256).
+// and hash blocklists (ClamAV .hdb/.hsb/.hdu/.hsu and plain lists of MD5,
+// SHA-1 or SHA-256). EICAR is built in, by hash and by a YARA rule.
 //
-// Rules are compiled once in New; Scan is safe for concurrent use: it takes
-// a libyara scanner from a bounded pool (scanners are not goroutine-safe,
-// compiled rules are) and returns it after the scan. A scan is bounded by
-// Options.Timeout. Scan costs the digests the hash lists need (one pass
-// each) plus libyara's scan of the buffer, and allocates a little; it runs
-// once per extracted file, never per packet.
+// # Loading
 //
-// A YARA file that does not compile, or a hash list line that is not a
-// digest, is skipped and reported in Scanner.LoadErrors; the rest loads.
+// New compiles the YARA sources and every *.yar / *.yara below
+// Options.YaraDirs (recursively, in lexical order), one file at a time: a
+// file that does not compile is skipped and reported in
+// Scanner.LoadErrors (file:line and libyara's reason), the rest loads.
+// Each file is its own YARA namespace, named "<dir base>/<path in dir>"
+// for directory files and by its key for YaraSources, so a rule is named
+// "namespace:rule" in results and in Options.DisableRules. The external
+// variables filename, filepath, extension and filetype are defined for
+// every rule (see ScanMeta). A hash list line that is not a digest is
+// skipped and reported with file:line.
+//
+// # Scanning and its cost
+//
+// Scan and ScanWith are safe for concurrent use. A scan takes one of
+// Options.Workers libyara scanners (compiled rules are shared, scanners are
+// not goroutine-safe) and waits when all are busy, so size Workers to the
+// engine's workers. A scan first computes only the digests the hash lists
+// need, and only for sizes a list names (ClamAV lists give sizes: a file
+// of another size costs no hashing), then runs libyara over the buffer.
+// On the clean path the scan allocates only inside go-yara's per-scan
+// callback registration (3-4 small objects: a handle, its container, a callback context; see
+// TestScanAllocs); a detection allocates the Result's rule name and meta.
+// It runs once per extracted file, never per packet.
+//
+// # Limits and the unscannable policy
+//
+//   - Options.MaxFileSize (default 64 MiB): the hash lists see the whole
+//     buffer, YARA scans its first MaxFileSize bytes; a clean result is
+//     then VerdictPartial ("partially-scanned"), a hit is still malicious.
+//   - Options.Timeout (default 10 s, libyara counts whole seconds): a scan
+//     libyara abandons returns VerdictUnscanned ("unscanned") and an error
+//     wrapping ErrTimeout, and is counted in Stats.Timeouts. A hash hit
+//     found before is still reported as malicious.
+//   - Options.MaxDepth (default 8): ScanWith of a file nested deeper than
+//     MaxDepth in containers returns VerdictUnscanned and ErrTooDeep
+//     without scanning it.
+//   - Options.Unscannable (PolicyAllow by default) is what the engine
+//     should do with an "unscanned" file: PolicyAllow lets it through with
+//     a ★★ alert, PolicyBlock neutralises it like a malicious one.
+//     Result.Block applies it. A partially-scanned file is not
+//     unscannable: it passes unless its scanned prefix matched, because
+//     otherwise every download bigger than MaxFileSize (ISO images,
+//     updates) would be cut.
 package av
 
 import (
-	"bufio"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hillu/go-yara/v4"
@@ -36,36 +66,125 @@ import (
 
 // Errors.
 var (
-	// ErrNoRules is returned by New when no YARA rule and no hash loaded.
+	// ErrNoRules is returned by New when the options name no YARA rule and
+	// no hash that loaded (the built-in EICAR signatures do not count).
 	ErrNoRules = errors.New("av: no YARA rules and no hashes to scan with")
 	// ErrTimeout is wrapped by Scan when libyara gave up after
 	// Options.Timeout; the file was not fully scanned.
 	ErrTimeout = errors.New("av: scan timed out")
+	// ErrTooDeep is wrapped by ScanWith when ScanMeta.Depth exceeds
+	// Options.MaxDepth; the file was not scanned.
+	ErrTooDeep = errors.New("av: file nested too deep to scan")
 	// ErrClosed is returned by Scan after Close.
 	ErrClosed = errors.New("av: scanner closed")
 )
+
+var errClash = errors.New("av: a YARA file clashes with an earlier one")
+
+// Defaults for the zero Options fields.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultMaxFileSize = 64 << 20
+	DefaultMaxDepth    = 8
+)
+
+// Verdict is a scan's outcome, spelled as in fileinfo events.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictClean     Verdict = "clean"
+	VerdictMalicious Verdict = "malicious"
+	VerdictPartial   Verdict = "partially-scanned" // clean in the first MaxFileSize bytes
+	VerdictUnscanned Verdict = "unscanned"         // timeout, too deep, scanner error
+)
+
+// Policy says what to do with a file that could not be scanned.
+type Policy uint8
+
+// Policies.
+const (
+	PolicyAllow Policy = iota // let it through, alert ★★
+	PolicyBlock               // neutralise it like a malicious file
+)
+
+func (p Policy) String() string {
+	if p == PolicyBlock {
+		return "block"
+	}
+	return "allow"
+}
+
+// ParsePolicy reads "allow" or "block" (the config spelling).
+func ParsePolicy(s string) (Policy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "allow", "":
+		return PolicyAllow, nil
+	case "block":
+		return PolicyBlock, nil
+	}
+	return PolicyAllow, fmt.Errorf("av: unscannable policy %q: want allow or block", s)
+}
+
+// Meta is one meta field of the YARA rule that matched.
+type Meta struct {
+	Key   string
+	Value string // integers and booleans formatted
+}
 
 // Result is a scan's verdict.
 type Result struct {
 	Malicious bool
 	Threat    string // the YARA rule's "threat" meta, else the rule name; or the hash list's name
 	Engine    string // "yara" or "hash"
+	// Rule names what matched: "namespace:rule" for YARA, "list:line"
+	// (the hash list's base name and line; "builtin" for EICAR) for a
+	// hash.
+	Rule    string
+	Meta    []Meta  // the matching YARA rule's meta, in source order; nil for a hash
+	Verdict Verdict // always set
+	Scanned int     // bytes YARA scanned (less than len(data) when partial)
+}
+
+// Block reports whether the engine should neutralise the file under the
+// unscannable policy p: malicious files always, unscanned ones with
+// PolicyBlock.
+func (r Result) Block(p Policy) bool {
+	return r.Malicious || r.Verdict == VerdictUnscanned && p == PolicyBlock
+}
+
+// ScanMeta describes the file for ScanWith.
+type ScanMeta struct {
+	Name  string // file name or path as the transfer gave it; sets filename, filepath, extension
+	Depth int    // container nesting: 0 for the transferred file, 1 inside one archive...
+	Type  string // filetype external; "" detects it from magic bytes (pe, elf, macho, zip, gzip, pdf, ole, rar, 7z, text, data)
 }
 
 // Options says what to load.
 type Options struct {
 	YaraSources map[string][]byte // name -> rule source
-	YaraDirs    []string          // every *.yar / *.yara below each dir
-	HashFiles   []string          // .hdb (md5:size:name), .hsb (sha256:size:name), or plain hex lists
-	// Timeout bounds one scan; default 10s. libyara counts whole seconds,
-	// so it is rounded up to at least 1s.
-	Timeout time.Duration
+	YaraDirs    []string          // every *.yar / *.yara below each dir, recursively
+	// HashFiles are .hdb/.hdu (md5:size:name), .hsb/.hsu
+	// (sha1|sha256:size:name, size "*" = any) or plain lists of hex
+	// digests with '#' comments.
+	HashFiles []string
+	// DisableRules lists YARA rules to load but never report, as
+	// "namespace:rule" or a bare rule name (every namespace). For noisy
+	// public rules; an entry that names no rule is a LoadError.
+	DisableRules []string
+	// Timeout bounds one scan; default DefaultTimeout. libyara counts
+	// whole seconds, so it is rounded to at least 1s.
+	Timeout     time.Duration
+	MaxFileSize int    // bytes YARA scans per file; default DefaultMaxFileSize
+	MaxDepth    int    // deepest container nesting scanned; default DefaultMaxDepth
+	Workers     int    // concurrent scans (libyara scanners); default GOMAXPROCS
+	Unscannable Policy // for the engine: see Result.Block
 }
 
 // LoadError names a rule file or hash list line that was skipped.
 type LoadError struct {
 	File   string
-	Line   int // 0 for a whole YARA file
+	Line   int // 0 when the whole file failed without a line
 	Reason string
 }
 
@@ -76,10 +195,14 @@ func (e LoadError) Error() string {
 	return e.File + ": " + e.Reason
 }
 
-// hashEntry is one listed digest.
-type hashEntry struct {
-	size   int64 // -1: any size
-	threat string
+// Stats counts scans since New.
+type Stats struct {
+	Scans     uint64 // ScanWith calls that ran (not after Close)
+	Bytes     uint64 // bytes YARA scanned
+	Malicious uint64
+	Partial   uint64 // clean in the scanned prefix of a bigger file
+	Unscanned uint64 // timeouts, too deep, libyara errors
+	Timeouts  uint64 // of which timeouts
 }
 
 // Scanner scans buffers.
@@ -87,53 +210,86 @@ type Scanner struct {
 	mu      sync.RWMutex // Scan holds it shared, Close exclusive
 	closed  bool
 	rules   *yara.Rules
-	idle    chan *yara.Scanner // pooled scanners
+	idle    chan *pooled // Workers slots; nil = not created yet
 	timeout time.Duration
+	maxSize int
+	maxDep  int
+	policy  Policy
+	extern  bool // some rule references an external variable
 
-	hashes  map[string]hashEntry // lowercase hex digest -> entry
-	digests [3]bool              // md5, sha1, sha256 listed at all
+	hashes hashSet
 
-	RuleCount  int
-	HashCount  int
+	stats struct {
+		scans, bytes, malicious, partial, unscanned, timeouts atomic.Uint64
+	}
+
+	RuleCount  int // YARA rules loaded, the built-in one included
+	HashCount  int // listed digests, the built-in ones excluded
 	LoadErrors []LoadError
 }
+
+// externals are the variables every rule may reference; ScanWith sets them.
+var externals = []string{"filename", "filepath", "extension", "filetype"}
 
 // New compiles the rules and reads the hash lists. The error is for a
 // directory or hash list that cannot be read, or nothing to scan with.
 func New(opts Options) (*Scanner, error) {
-	s := &Scanner{timeout: opts.Timeout, hashes: make(map[string]hashEntry)}
+	s := &Scanner{
+		timeout: opts.Timeout, maxSize: opts.MaxFileSize, maxDep: opts.MaxDepth, policy: opts.Unscannable,
+		hashes: newHashSet(),
+	}
 	if s.timeout <= 0 {
-		s.timeout = 10 * time.Second
+		s.timeout = DefaultTimeout
 	}
 	s.timeout = max(time.Second, s.timeout.Round(time.Second))
-	comp, err := yara.NewCompiler()
+	if s.maxSize <= 0 {
+		s.maxSize = DefaultMaxFileSize
+	}
+	if s.maxDep <= 0 {
+		s.maxDep = DefaultMaxDepth
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	comp, err := newCompiler()
 	if err != nil {
-		return nil, fmt.Errorf("av: libyara compiler: %w", err)
+		return nil, err
 	}
 	defer comp.Destroy()
-	sources := 0
+	loaded := 0
+	add := func(ns, file string, src []byte) error {
+		if line, err := check(string(src)); err != nil {
+			s.LoadErrors = append(s.LoadErrors, LoadError{File: file, Line: line, Reason: err.Error()})
+			return nil
+		}
+		if err := comp.AddString(string(src), ns); err != nil {
+			// check passed, so this clashes with an earlier file (the
+			// same rule twice in one namespace); libyara's compiler is
+			// unusable after an error.
+			return fmt.Errorf("%w: %s in namespace %s: %v (give each source a distinct name)", errClash, file, ns, err)
+		}
+		if usesExternals(src) {
+			s.extern = true
+		}
+		loaded++
+		return nil
+	}
+	if err := comp.AddString(eicarYara, "builtin"); err != nil {
+		return nil, fmt.Errorf("av: built-in EICAR rule: %w", err)
+	}
 	names := make([]string, 0, len(opts.YaraSources))
 	for n := range opts.YaraSources {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	add := func(name string, src string) {
-		if err := check(src); err != nil {
-			s.LoadErrors = append(s.LoadErrors, LoadError{File: name, Reason: err.Error()})
-			return
-		}
-		// One namespace per file: rule names only need to be unique
-		// within their file, as they are when each file is used alone.
-		if err := comp.AddString(src, name); err != nil {
-			s.LoadErrors = append(s.LoadErrors, LoadError{File: name, Reason: err.Error()})
-			return
-		}
-		sources++
-	}
 	for _, n := range names {
-		add(n, string(opts.YaraSources[n]))
+		if err := add(n, n, opts.YaraSources[n]); err != nil {
+			return nil, err
+		}
 	}
 	for _, dir := range opts.YaraDirs {
+		base := filepath.Base(filepath.Clean(dir))
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -145,9 +301,15 @@ func New(opts Options) (*Scanner, error) {
 			if err != nil {
 				return err
 			}
-			add(path, string(b))
-			return nil
+			rel, err := filepath.Rel(dir, path)
+			if err != nil {
+				rel = path
+			}
+			return add(base+"/"+filepath.ToSlash(rel), path, b)
 		})
+		if errors.Is(err, errClash) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("av: read YARA rules in %s: %w (check signatures.yara_dirs)", dir, err)
 		}
@@ -157,226 +319,138 @@ func New(opts Options) (*Scanner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("av: hash list: %w (check signatures.hash_files)", err)
 		}
-		s.LoadErrors = append(s.LoadErrors, s.readHashes(f, path)...)
+		s.LoadErrors = append(s.LoadErrors, s.hashes.read(f, path)...)
 		f.Close()
 	}
-	if sources > 0 {
-		s.rules, err = comp.GetRules()
-		if err != nil {
-			return nil, fmt.Errorf("av: link YARA rules: %w", err)
-		}
-		s.RuleCount = len(s.rules.GetRules())
-		s.idle = make(chan *yara.Scanner, 2*runtime.GOMAXPROCS(0))
-	}
-	s.HashCount = len(s.hashes)
-	if s.rules == nil && len(s.hashes) == 0 {
+	s.HashCount = s.hashes.len()
+	if loaded == 0 && s.HashCount == 0 {
 		return nil, ErrNoRules
+	}
+	s.hashes.addBuiltin()
+	s.rules, err = comp.GetRules()
+	if err != nil {
+		return nil, fmt.Errorf("av: link YARA rules: %w", err)
+	}
+	all := s.rules.GetRules()
+	s.RuleCount = len(all)
+	s.LoadErrors = append(s.LoadErrors, disable(all, opts.DisableRules)...)
+	s.idle = make(chan *pooled, workers)
+	for range workers {
+		s.idle <- nil
 	}
 	return s, nil
 }
 
-// check compiles src alone: libyara's compiler is unusable after an error,
-// so a bad file must be found before it reaches the shared compiler.
-func check(src string) error {
+func newCompiler() (*yara.Compiler, error) {
 	c, err := yara.NewCompiler()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("av: libyara compiler: %w", err)
+	}
+	for _, v := range externals {
+		if err := c.DefineVariable(v, ""); err != nil {
+			c.Destroy()
+			return nil, fmt.Errorf("av: define external %s: %w", v, err)
+		}
+	}
+	return c, nil
+}
+
+// check compiles src alone: libyara's compiler is unusable after an error,
+// so a bad file must be found before it reaches the shared compiler. It
+// returns the first error's line.
+func check(src string) (int, error) {
+	c, err := newCompiler()
+	if err != nil {
+		return 0, err
 	}
 	defer c.Destroy()
 	if err := c.AddString(src, "check"); err != nil {
 		var msgs []string
-		for _, e := range c.Errors {
+		line := 0
+		for i, e := range c.Errors {
+			if i == 0 {
+				line = e.Line
+				msgs = append(msgs, e.Text)
+				continue
+			}
 			msgs = append(msgs, fmt.Sprintf("line %d: %s", e.Line, e.Text))
 		}
 		if len(msgs) > 0 {
-			return errors.New(strings.Join(msgs, "; "))
+			return line, errors.New(strings.Join(msgs, "; "))
 		}
-		return err
+		return 0, err
 	}
-	return nil
+	return 0, nil
 }
 
-// readHashes adds the digests listed in r and returns the lines it
-// skipped. Formats, one entry per line, '#' comments:
-//
-//	md5:size:Threat.Name[:...]      ClamAV .hdb (size "*" = any)
-//	sha256:size:Threat.Name[:...]   ClamAV .hsb (sha1 too)
-//	digest [name]                   plain list (sha256sum output works);
-//	                                the threat is the name, else the file's
-func (s *Scanner) readHashes(r io.Reader, path string) []LoadError {
-	var errs []LoadError
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	base := filepath.Base(path)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' {
-			continue
-		}
-		e := hashEntry{size: -1, threat: base}
-		var digest string
-		if fields := strings.Split(text, ":"); len(fields) >= 3 {
-			digest = fields[0]
-			if fields[1] != "*" {
-				n, err := strconv.ParseInt(fields[1], 10, 64)
-				if err != nil || n < 0 {
-					errs = append(errs, LoadError{path, line, fmt.Sprintf("size %q is not a number or *", fields[1])})
-					continue
-				}
-				e.size = n
+// usesExternals reports whether a rule source mentions an external
+// variable as a word; a false positive only costs setting them per scan.
+func usesExternals(src []byte) bool {
+	for _, v := range externals {
+		for i := 0; ; {
+			j := strings.Index(string(src[i:]), v)
+			if j < 0 {
+				break
 			}
-			if name := strings.TrimSpace(fields[2]); name != "" {
-				e.threat = name
+			j += i
+			end := j + len(v)
+			if (j == 0 || !isIdent(src[j-1])) && (end == len(src) || !isIdent(src[end])) {
+				return true
 			}
-		} else {
-			f := strings.Fields(text)
-			digest = f[0]
-			if len(f) > 1 {
-				e.threat = strings.TrimPrefix(strings.Join(f[1:], " "), "*") // sha256sum's binary marker
-			}
+			i = end
 		}
-		digest = strings.ToLower(digest)
-		k := -1
-		switch len(digest) {
-		case 32:
-			k = 0
-		case 40:
-			k = 1
-		case 64:
-			k = 2
-		}
-		if k < 0 || !isHex(digest) {
-			errs = append(errs, LoadError{path, line, "not an MD5, SHA-1 or SHA-256 hex digest"})
-			continue
-		}
-		s.digests[k] = true
-		s.hashes[digest] = e
 	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, LoadError{path, line + 1, "reading stopped: " + err.Error()})
+	return false
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c == '.' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// disable turns off the listed rules.
+func disable(all []yara.Rule, names []string) []LoadError {
+	var errs []LoadError
+	for _, n := range names {
+		ns, id, full := strings.Cut(n, ":")
+		if !full {
+			id = ns
+		}
+		found := false
+		for i := range all {
+			if all[i].Identifier() == id && (!full || all[i].Namespace() == ns) {
+				all[i].Disable()
+				found = true
+			}
+		}
+		if !found {
+			errs = append(errs, LoadError{File: "disable_rules", Reason: fmt.Sprintf("%q names no loaded YARA rule (want namespace:rule or rule)", n)})
+		}
 	}
 	return errs
 }
 
-func isHex(s string) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// Scan scans data. It is safe for concurrent use. A non-nil error means the
-// data was not fully scanned (ErrTimeout, ErrClosed, a libyara error); a
-// hash hit is reported even then.
-func (s *Scanner) Scan(data []byte) (Result, error) {
+// Rules lists the loaded YARA rules as "namespace:rule".
+func (s *Scanner) Rules() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return Result{}, ErrClosed
-	}
-	if r, ok := s.scanHashes(data); ok {
-		return r, nil
-	}
 	if s.rules == nil {
-		return Result{}, nil
+		return nil
 	}
-	var sc *yara.Scanner
-	select {
-	case sc = <-s.idle:
-	default:
-		var err error
-		sc, err = yara.NewScanner(s.rules)
-		if err != nil {
-			return Result{}, fmt.Errorf("av: new libyara scanner: %w", err)
-		}
-		sc.SetTimeout(s.timeout).SetFlags(yara.ScanFlagsFastMode)
+	var out []string
+	for _, r := range s.rules.GetRules() {
+		out = append(out, r.Namespace()+":"+r.Identifier())
 	}
-	var m yara.MatchRules
-	err := sc.SetCallback(&m).ScanMem(data)
-	sc.SetCallback(nil)
-	select {
-	case s.idle <- sc:
-	default:
-		sc.Destroy()
-	}
-	if err != nil {
-		var ye yara.Error
-		if errors.As(err, &ye) && ye.Error() == "scan timeout" {
-			return Result{}, fmt.Errorf("%w after %v (%d bytes); raise signatures timeout or shrink the YARA set", ErrTimeout, s.timeout, len(data))
-		}
-		return Result{}, fmt.Errorf("av: scan: %w", err)
-	}
-	if len(m) == 0 {
-		return Result{}, nil
-	}
-	threat := m[0].Rule
-	for _, meta := range m[0].Metas {
-		if meta.Identifier == "threat" {
-			if v, ok := meta.Value.(string); ok && v != "" {
-				threat = v
-			}
-		}
-	}
-	return Result{Malicious: true, Threat: threat, Engine: "yara"}, nil
+	return out
 }
 
-func (s *Scanner) scanHashes(data []byte) (Result, bool) {
-	if len(s.hashes) == 0 {
-		return Result{}, false
-	}
-	var buf [64]byte
-	hit := func(sum []byte) (Result, bool) {
-		// The map index with a converted []byte does not allocate.
-		if e, ok := s.hashes[string(hex.AppendEncode(buf[:0], sum))]; ok && (e.size < 0 || e.size == int64(len(data))) {
-			return Result{Malicious: true, Threat: e.threat, Engine: "hash"}, true
-		}
-		return Result{}, false
-	}
-	if s.digests[0] {
-		sum := md5.Sum(data)
-		if r, ok := hit(sum[:]); ok {
-			return r, true
-		}
-	}
-	if s.digests[1] {
-		sum := sha1.Sum(data)
-		if r, ok := hit(sum[:]); ok {
-			return r, true
-		}
-	}
-	if s.digests[2] {
-		sum := sha256.Sum256(data)
-		if r, ok := hit(sum[:]); ok {
-			return r, true
-		}
-	}
-	return Result{}, false
-}
+// Unscannable is the configured policy for files that could not be
+// scanned (Options.Unscannable).
+func (s *Scanner) Unscannable() Policy { return s.policy }
 
-// Close releases the pooled scanners and the compiled rules. It waits for
-// running scans; later scans return ErrClosed. Close is idempotent.
-func (s *Scanner) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	for {
-		select {
-		case sc := <-s.idle:
-			sc.Destroy()
-			continue
-		default:
-		}
-		break
-	}
-	if s.rules != nil {
-		s.rules.Destroy()
-		s.rules = nil
+// Stats returns the counters since New.
+func (s *Scanner) Stats() Stats {
+	return Stats{
+		Scans: s.stats.scans.Load(), Bytes: s.stats.bytes.Load(), Malicious: s.stats.malicious.Load(),
+		Partial: s.stats.partial.Load(), Unscanned: s.stats.unscanned.Load(), Timeouts: s.stats.timeouts.Load(),
 	}
 }

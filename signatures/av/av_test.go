@@ -21,6 +21,16 @@ var eicar = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$` + `EICAR-STANDARD-ANTIVIRUS-TE
 
 const eicarRule = `rule eicar { meta: threat = "EICAR-Test-File" strings: $a = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE" condition: $a }`
 
+// rlDir is the ReversingLabs rule set shared by the team.
+const rlDir = "../../../shared/data/reversinglabs-yara"
+
+func needRL(tb testing.TB) {
+	tb.Helper()
+	if _, err := os.Stat(rlDir); err != nil {
+		tb.Skip("../shared/data/reversinglabs-yara is absent (a checkout without /work/shared); skipping the ReversingLabs test")
+	}
+}
+
 func TestYaraAndHashes(t *testing.T) {
 	dir := t.TempDir()
 	benignBad := []byte("a file the hash list names")
@@ -141,7 +151,7 @@ func TestBadRuleFileSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.LoadErrors) != 1 || s.LoadErrors[0].File != "bad.yar" || s.RuleCount != 1 {
+	if len(s.LoadErrors) != 1 || s.LoadErrors[0].File != "bad.yar" || s.LoadErrors[0].Line != 1 || s.RuleCount != 2 {
 		t.Fatalf("load errors %v, rules %d", s.LoadErrors, s.RuleCount)
 	}
 	if _, err := New(Options{}); err != ErrNoRules {
@@ -152,11 +162,8 @@ func TestBadRuleFileSkipped(t *testing.T) {
 // TestReversingLabsNoFalsePositive compiles the public ReversingLabs rules
 // and scans benign random data and text without a hit.
 func TestReversingLabsNoFalsePositive(t *testing.T) {
-	dir := "../../../shared/data/reversinglabs-yara"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("../shared/data/reversinglabs-yara is absent; skipping")
-	}
-	s, err := New(Options{YaraDirs: []string{dir}})
+	needRL(t)
+	s, err := New(Options{YaraDirs: []string{rlDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,9 +204,9 @@ func TestReversingLabsNoFalsePositive(t *testing.T) {
 func FuzzHashList(f *testing.F) {
 	f.Add("44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		s := &Scanner{hashes: make(map[string]hashEntry)}
-		errs := s.readHashes(strings.NewReader(text), "fuzz.hdb")
-		for d := range s.hashes {
+		h := newHashSet()
+		errs := h.read(strings.NewReader(text), "fuzz.hdb")
+		for d := range h.m {
 			if !isHex(d) || len(d) != 32 && len(d) != 40 && len(d) != 64 {
 				t.Fatalf("accepted digest %q", d)
 			}
@@ -209,7 +216,9 @@ func FuzzHashList(f *testing.F) {
 				t.Fatalf("error without a line: %v", e)
 			}
 		}
-		s.scanHashes([]byte(text))
+		if r, ok := h.scan([]byte(text)); ok && (r.Verdict != VerdictMalicious || !strings.HasPrefix(r.Rule, "fuzz.hdb:")) {
+			t.Fatalf("hit %+v lacks its verdict or list:line", r)
+		}
 	})
 }
 
@@ -232,11 +241,8 @@ func BenchmarkScan1MB(b *testing.B) {
 // BenchmarkScan1MBReversingLabs scans 1 MB with the ~1200 ReversingLabs
 // rules; read it as a ratio to BenchmarkScan1MB.
 func BenchmarkScan1MBReversingLabs(b *testing.B) {
-	dir := "../../../shared/data/reversinglabs-yara"
-	if _, err := os.Stat(dir); err != nil {
-		b.Skip("../shared/data/reversinglabs-yara is absent; skipping")
-	}
-	s, err := New(Options{YaraDirs: []string{dir}})
+	needRL(b)
+	s, err := New(Options{YaraDirs: []string{rlDir}})
 	if err != nil {
 		b.Fatal(err)
 	}
