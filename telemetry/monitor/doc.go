@@ -24,7 +24,16 @@
 // Heartbeats (core NATS, utm.heartbeat.<box>) keep a box registry: last
 // heartbeat time and body, persisted to the same bbolt file in batches. A
 // box is online while its last heartbeat is younger than
-// Config.OfflineAfter.
+// Config.OfflineAfter (default 5 minutes).
+//
+// Box offline: a box silent for OfflineAfter (counted from the monitor's
+// start if that is later, so a monitor restart blames nobody) gets one
+// stored ★★ alert, event_type "alert", sid SIDBoxOffline, engine reason
+// "box offline", the box id, and the last heartbeat time in its summary.
+// Its next heartbeat stores a ★ "box back online" event (SIDBoxOnline,
+// engine duration = the offline period) and marks the offline record
+// Resolved in the same transaction. The open offline alert is kept in the
+// box registry, so it survives a monitor restart.
 //
 // HTTP: GET / (portal page, refreshes every 2 s), GET /api/alerts
 // (?since=N), GET /api/boxes, GET /healthz.

@@ -81,6 +81,7 @@ type apiRecord struct {
 	Seq      uint64          `json:"seq"`
 	Received string          `json:"received"`
 	Event    json.RawMessage `json:"event"`
+	Resolved *Resolution     `json:"resolved"`
 }
 
 // apiAlerts decodes /api/alerts strictly: an element or an event field
@@ -140,6 +141,8 @@ type boxJSON struct {
 	LastHeartbeat time.Time        `json:"last_heartbeat"`
 	Online        bool             `json:"online"`
 	Heartbeat     *alert.Heartbeat `json:"heartbeat"`
+	OfflineSeq    uint64           `json:"offline_seq"`
+	OfflineSince  time.Time        `json:"offline_since"`
 }
 
 func apiBoxes(t *testing.T, url string) map[string]boxJSON {
@@ -162,7 +165,7 @@ func apiBoxes(t *testing.T, url string) map[string]boxJSON {
 // (newest first, ★★★ highlighted, escaped) and in the log.
 func TestPortalAndHealth(t *testing.T) {
 	var logs syncBuf
-	m := start(t, t.TempDir(), "127.0.0.1:-1", 500*time.Millisecond, &logs)
+	m := start(t, t.TempDir(), "127.0.0.1:-1", 2*time.Second, &logs)
 	defer m.Close()
 	base := m.PortalURL()
 	if get(t, base+"healthz") != "ok" {

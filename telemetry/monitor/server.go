@@ -21,6 +21,9 @@ import (
 	"github.com/openutm/utm/telemetry/alert"
 )
 
+// DefaultOfflineAfter is Config.OfflineAfter's default.
+const DefaultOfflineAfter = 5 * time.Minute
+
 // Consumer is the name of the monitor's durable JetStream consumer.
 const Consumer = "monitor"
 
@@ -49,8 +52,10 @@ type Config struct {
 	NATSListen   string        // embedded NATS address, host:port (port -1: random); default 127.0.0.1:4222
 	NATSURL      string        // external NATS instead of the embedded one
 	HTTPListen   string        // portal address, host:port (port 0: random); default 127.0.0.1:8080
-	OfflineAfter time.Duration // a box without heartbeat this long is offline; default 10s
+	OfflineAfter time.Duration // a box without heartbeat this long is offline (★★ alert, mail); default 5m
 	Logger       *slog.Logger  // default slog.Default()
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
 }
 
 // Monitor is a running monitor.
@@ -71,6 +76,7 @@ type Monitor struct {
 	handling sync.Mutex
 	closing  bool
 
+	started   time.Time
 	stop      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -94,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 // portal, and returns once all are ready. Close stops them.
 func Start(cfg Config) (*Monitor, error) {
 	if cfg.OfflineAfter <= 0 {
-		cfg.OfflineAfter = 10 * time.Second
+		cfg.OfflineAfter = DefaultOfflineAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -112,6 +118,7 @@ func Start(cfg Config) (*Monitor, error) {
 		return nil, fmt.Errorf("%w: data directory: %v (check permissions and free space, or choose another --data)", ErrStore, err)
 	}
 	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	m.started = m.now()
 	ok := false
 	defer func() {
 		if !ok {
@@ -166,8 +173,9 @@ func Start(cfg Config) (*Monitor, error) {
 	if err := m.startHTTP(); err != nil {
 		return nil, err
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.persistLoop()
+	go m.offlineLoop()
 	ok = true
 	m.log.Info("monitor ready", "nats", url, "portal", m.PortalURL(), "data", cfg.DataDir)
 	return m, nil
@@ -306,7 +314,7 @@ func (m *Monitor) onAlert(msg *nats.Msg) {
 	if claimed != "" {
 		m.log.Warn("alert names another box than its subject; filed under the subject's box", "box", box, "claimed", claimed, "id", ev.ID)
 	}
-	rec, added, err := m.st.add(ev, time.Now())
+	rec, added, err := m.st.add(ev, m.now())
 	if err != nil {
 		m.log.Error("cannot store an alert; it stays in the stream and is redelivered (check free disk space for --data)", "box", box, "id", ev.ID, "err", err)
 		msg.NakWithDelay(time.Second)
@@ -325,6 +333,7 @@ func (m *Monitor) onAlert(msg *nats.Msg) {
 		}
 		m.log.Info("alert received", "box", ev.BoxID, "stars", int(ev.Stars), "sid", sid,
 			"signature", sig, "action", action, "type", ev.EventType, "seq", rec.Seq)
+		m.stored(rec)
 	}
 	// Acked after the commit (and the log line): an alert the stream
 	// forgets is in the store.
@@ -345,7 +354,13 @@ func (m *Monitor) onHeartbeat(msg *nats.Msg) {
 		return
 	}
 	hb.BoxID = box
-	if m.st.heartbeat(&hb, time.Now()) {
+	now := m.now()
+	first, prev := m.st.heartbeat(&hb, now)
+	if prev.OfflineSeq != 0 {
+		m.backOnline(prev, now)
+		first = true // saved at once
+	}
+	if first {
 		// A new box is saved at once; later heartbeats in batches.
 		if err := m.st.persist(); err != nil {
 			m.log.Error("cannot save the box registry (check free disk space for --data)", "err", err)
@@ -374,7 +389,7 @@ func (m *Monitor) persistLoop() {
 func (m *Monitor) Alerts(since uint64) ([]Record, error) { return m.st.alerts(since, maxAlerts) }
 
 // Boxes returns the box registry with online state, sorted by box id.
-func (m *Monitor) Boxes() []Box { return m.st.boxList(time.Now(), m.cfg.OfflineAfter) }
+func (m *Monitor) Boxes() []Box { return m.st.boxList(m.now(), m.cfg.OfflineAfter) }
 
 // Rejected returns how many messages were dropped as not valid alerts or
 // heartbeats since Start.

@@ -24,6 +24,15 @@ type Record struct {
 	Seq      uint64       `json:"seq"`
 	Received time.Time    `json:"received"`
 	Event    *alert.Event `json:"event"`
+	// Resolved is set on a box offline alert once the box heartbeats
+	// again: when, and the seq of the "box back online" event.
+	Resolved *Resolution `json:"resolved,omitempty"`
+}
+
+// Resolution marks an alert resolved.
+type Resolution struct {
+	At  time.Time `json:"at"`
+	Seq uint64    `json:"seq"`
 }
 
 // Box is what the monitor knows of one box.
@@ -32,6 +41,10 @@ type Box struct {
 	LastHeartbeat time.Time        `json:"last_heartbeat"`
 	Online        bool             `json:"online"`
 	Heartbeat     *alert.Heartbeat `json:"heartbeat,omitempty"`
+	// OfflineSeq is the seq of the box's open "box offline" alert (0:
+	// none) and OfflineSince the last heartbeat before it.
+	OfflineSeq   uint64    `json:"offline_seq,omitempty"`
+	OfflineSince time.Time `json:"offline_since,omitzero"`
 }
 
 // maxAlerts caps one answer of /api/alerts and Monitor.Alerts.
@@ -75,6 +88,12 @@ func openStore(path string) (*store, error) {
 
 // add stores ev once per (box, id). It reports whether it was new.
 func (s *store) add(ev *alert.Event, received time.Time) (Record, bool, error) {
+	return s.addResolving(ev, received, 0)
+}
+
+// addResolving stores ev like add and, in the same transaction, marks
+// alert resolves (if not 0) resolved by it.
+func (s *store) addResolving(ev *alert.Event, received time.Time, resolves uint64) (Record, bool, error) {
 	var rec Record
 	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -99,7 +118,13 @@ func (s *store) add(ev *alert.Event, received time.Time) (Record, bool, error) {
 			return err
 		}
 		added = true
-		return ids.Put(key, k[:])
+		if err := ids.Put(key, k[:]); err != nil {
+			return err
+		}
+		if resolves != 0 {
+			return resolveTx(tx, resolves, seq, received)
+		}
+		return nil
 	})
 	return rec, added, err
 }
@@ -146,8 +171,9 @@ func (s *store) latest(n int) ([]Record, error) {
 }
 
 // heartbeat records hb, received at at. It reports whether the box is new
-// or was not heard from before (its first heartbeat is saved at once).
-func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) bool {
+// or was not heard from before (its first heartbeat is saved at once), and
+// returns the box as it was before.
+func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) (bool, Box) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.boxes[hb.BoxID]
@@ -156,9 +182,74 @@ func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) bool {
 		b = &Box{BoxID: hb.BoxID}
 		s.boxes[hb.BoxID] = b
 	}
+	prev := *b
 	b.LastHeartbeat, b.Heartbeat = at.UTC(), hb
 	s.dirty = true
-	return first
+	return first, prev
+}
+
+// silent returns the boxes that heartbeat once, have no open offline
+// alert, and whose last heartbeat, or start if later, is at least after
+// before now.
+func (s *store) silent(now, start time.Time, after time.Duration) []Box {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Box
+	for _, b := range s.boxes {
+		if b.LastHeartbeat.IsZero() || b.OfflineSeq != 0 {
+			continue
+		}
+		if now.Sub(b.LastHeartbeat) >= after && now.Sub(start) >= after {
+			out = append(out, *b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].BoxID < out[j].BoxID })
+	return out
+}
+
+func (s *store) markOffline(box string, seq uint64, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.boxes[box]; b != nil {
+		b.OfflineSeq, b.OfflineSince = seq, since
+		s.dirty = true
+	}
+}
+
+func (s *store) markOnline(box string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.boxes[box]; b != nil {
+		b.OfflineSeq, b.OfflineSince = 0, time.Time{}
+		s.dirty = true
+	}
+}
+
+// resolveTx marks alert seq resolved by event by at at. An alert no
+// longer in the store (retention) is no error.
+func resolveTx(tx *bolt.Tx, seq, by uint64, at time.Time) error {
+	a := tx.Bucket(bucketAlerts)
+	k := seqKey(seq)
+	v := a.Get(k[:])
+	if v == nil {
+		return nil
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return fmt.Errorf("alert %d: %w", seq, err)
+	}
+	r.Resolved = &Resolution{At: at.UTC(), Seq: by}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return a.Put(k[:], b)
+}
+
+func seqKey(seq uint64) [8]byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k
 }
 
 // seen records a box that sent an alert, so it is listed even before its
@@ -180,7 +271,7 @@ func (s *store) boxList(now time.Time, offlineAfter time.Duration) []Box {
 	out := make([]Box, 0, len(s.boxes))
 	for _, b := range s.boxes {
 		c := *b
-		c.Online = !c.LastHeartbeat.IsZero() && now.Sub(c.LastHeartbeat) < offlineAfter
+		c.Online = !c.LastHeartbeat.IsZero() && c.OfflineSeq == 0 && now.Sub(c.LastHeartbeat) < offlineAfter
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].BoxID < out[j].BoxID })

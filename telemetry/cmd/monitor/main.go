@@ -3,7 +3,7 @@
 // heartbeats, and serves the portal.
 //
 //	monitor [--data DIR] [--nats-listen HOST:PORT | --nats-url URL]
-//	        [--http HOST:PORT] [--offline-after 10s]
+//	        [--http HOST:PORT] [--offline-after 5m]
 //
 // It logs to stderr (slog text), one line per received alert, and stops
 // cleanly on SIGINT or SIGTERM. A restart with the same --data keeps every
@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/openutm/utm/telemetry/monitor"
 )
@@ -30,7 +29,7 @@ func main() {
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS `address` boxes connect to")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS (with JetStream) at `url` instead of the embedded server")
 	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "portal `address`")
-	fs.DurationVar(&cfg.OfflineAfter, "offline-after", 10*time.Second, "a box without a heartbeat for this `long` is shown offline")
+	fs.DurationVar(&cfg.OfflineAfter, "offline-after", monitor.DefaultOfflineAfter, "a box without a heartbeat for this `long` is offline: a ★★ alert and a mail")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -39,7 +38,7 @@ func main() {
 		os.Exit(2)
 	}
 	if cfg.OfflineAfter <= 0 {
-		fmt.Fprintln(os.Stderr, "monitor: --offline-after must be positive, e.g. 10s")
+		fmt.Fprintln(os.Stderr, "monitor: --offline-after must be positive, e.g. 5m")
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
