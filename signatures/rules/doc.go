@@ -26,8 +26,25 @@
 // variables usable as later offsets, depths, distances, withins and
 // values), bsize, startswith, endswith, rawbytes. Packet keywords
 // (packet.go, on the Input's packet facts): dsize, urilen, flags, ttl,
-// itype, icode, ip_proto, app-layer-protocol. Everything else is rejected
-// as "unsupported keyword".
+// itype, icode, ip_proto, app-layer-protocol. Session keywords
+// (session.go): stream_size, ssl_version, ssl_state, id, icmp_id,
+// icmp_seq; tag is accepted without effect and counted (Set.Ignored). File
+// keywords (file.go, on Input.File, which the engine fills at a file's
+// end): filename, fileext, filemagic, filesize, filemd5, filesha1,
+// filesha256 (hash list files relative to the rules file, or inline).
+// Everything else is rejected as "unsupported keyword".
+//
+// The Input fields the engine fills (see Input): Proto, App, addresses,
+// ports, ToServer, Established, Buf; PayloadLen, TTL, TCPFlags, ICMPType,
+// ICMPCode; IPID, ICMPID, ICMPSeq, StreamBytesToServer/ToClient,
+// TLSVersion, TLSState; File; Flowbits, Tracker, Now.
+//
+// ET Open 2019 (../shared/data/et-open-2019, TestETOpen): 19,425 of the
+// 19,470 enabled rules load (99.8%). The 45 rejected: 29 use protocol smb
+// (no SMB parser), 4 classtype Bitcoin-event (not in classification.config),
+// 4 asn1, 2 unterminated quotes, 2 port lists "!a,!b" without brackets, 1
+// each ftpbounce, ssh_proto, odd hex digits in a content, two thresholds
+// in one rule.
 //
 // Inspection follows Suricata: each buffer has its own ordered list of
 // match elements (content, pcre, isdataat, byte_*, bsize); a relative

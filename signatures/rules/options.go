@@ -36,6 +36,7 @@ type ruleParser struct {
 
 	elems []elem   // payload.go: match elements in rule order, buffers resolved at the end
 	bvars []string // byte_extract variable names, in order
+	dir   string   // the rules file's directory
 }
 
 type optionFunc func(p *ruleParser, value string) error
@@ -383,8 +384,9 @@ func splitOptions(s string) ([]string, error) {
 	return out, nil
 }
 
-// parseRule parses one complete rule line.
-func parseRule(text string, vars Vars) (*Rule, error) {
+// parseRule parses one rule; dir is the rules file's directory (file.go:
+// hash lists are named relative to it).
+func parseRule(text string, vars Vars, dir string) (*Rule, error) {
 	open := strings.IndexByte(text, '(')
 	if open < 0 || !strings.HasSuffix(text, ")") {
 		return nil, fmt.Errorf("rule has no (options)")
@@ -435,7 +437,7 @@ func parseRule(text string, vars Vars) (*Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ruleParser{r: r}
+	p := &ruleParser{r: r, dir: dir}
 	for _, o := range opts {
 		name, value, _ := strings.Cut(o, ":")
 		name = strings.TrimSpace(name)

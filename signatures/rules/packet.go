@@ -22,6 +22,17 @@ const (
 	pICode
 	pIPProto
 	pAppProto
+	pStreamSize // session.go
+	pSSLVersion
+	pSSLState
+	pIPID
+	pICMPID
+	pICMPSeq
+	pFileName // file.go
+	pFileExt
+	pFileMagic
+	pFileSize
+	pFileHash
 )
 
 // pktCheck is one packet keyword.
@@ -36,6 +47,13 @@ type pktCheck struct {
 
 	app    string // app-layer-protocol
 	negApp bool
+
+	side  byte   // stream_size: 's' server, 'c' client, 'b' both, 'e' either
+	bits  uint32 // ssl_version, ssl_state: the named values; ssl_state: negated ones in mask2
+	mask2 uint32
+	str   string    // filename, fileext, filemagic (lowercase where caseless)
+	neg   bool      // filename, fileext, filemagic, filemd5/sha1/sha256: !
+	hash  *hashList // filemd5, filesha1, filesha256
 }
 
 // TCP flag bits as on the wire.
@@ -245,6 +263,14 @@ func (r *Rule) packetOK(in *Input) bool {
 			}
 		case pAppProto:
 			if (in.App == c.app) == c.negApp {
+				return false
+			}
+		case pStreamSize, pSSLVersion, pSSLState, pIPID, pICMPID, pICMPSeq:
+			if !c.sessionOK(in) { // session.go
+				return false
+			}
+		default:
+			if !c.fileOK(in.File) { // file.go
 				return false
 			}
 		}

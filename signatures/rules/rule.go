@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,30 @@ type Input struct {
 	TCPFlags           uint8 // FIN 0x01 .. CWR 0x80 (flags); TCP only
 	ICMPType, ICMPCode uint8 // itype, icode; ICMP/ICMPv6 only
 
+	// Session and header facts (session.go); zero when unknown.
+	IPID    uint16 // IPv4 identification (id); IPv4 only
+	ICMPID  uint16 // echo request/reply identifier (icmp_id)
+	ICMPSeq uint16 // echo request/reply sequence number (icmp_seq)
+	// StreamBytesToServer and StreamBytesToClient are the TCP payload
+	// bytes the client and the server have sent on this flow so far,
+	// this packet included (stream_size: client and server).
+	StreamBytesToServer, StreamBytesToClient uint64
+	// TLSVersion is the flow's TLS version as on the wire (0x0300 SSLv3,
+	// 0x0301 TLS 1.0 .. 0x0304 TLS 1.3, 0x0200 SSLv2): the server hello's
+	// (its supported_versions for 1.3) once seen, else the client hello's
+	// record version; 0: not TLS or not known (ssl_version).
+	TLSVersion uint16
+	// TLSState holds the handshake messages in this packet, TLSClientHello
+	// | TLSServerHello | TLSClientKeyX | TLSServerKeyX | TLSUnknown
+	// (ssl_state).
+	TLSState uint8
+
+	// File is the file that just ended on this flow, for the file
+	// keywords (file.go: filename, fileext, filemagic, filesize, filemd5,
+	// filesha1, filesha256); nil on other inspections. The engine fills it
+	// once per file, at its end (or the flow's end, Complete false).
+	File *FileFacts
+
 	// Stateful keywords (PostMatch, flowbits.go, threshold.go).
 	Flowbits *Bits     // the flow's flowbits; nil: no flow (conditions fail)
 	Tracker  *Tracker  // threshold/detection_filter counts; nil: no limiting
@@ -151,6 +176,7 @@ type Rule struct {
 	fbGen   uint64      // the Set generation that numbered fb
 	noAlert bool
 	thr, df *threshold // threshold.go: threshold, detection_filter
+	ignored []string   // keywords accepted without effect (tag)
 }
 
 // LoadError reports a rule that was not loaded.
@@ -273,6 +299,16 @@ type Set struct {
 	fbNames  map[string]uint32 // flowbits.go: flowbit name -> bit
 	gen      uint64            // generation, set when a rule uses flowbits
 	stateful bool              // a rule uses flowbits, noalert, threshold or detection_filter
+	ignored  map[string]int    // keywords accepted without effect, by rules using them
+}
+
+// Ignored returns, per keyword accepted without effect on this box (tag:
+// Suricata's extra packet logging), how many rules use it.
+func (s *Set) Ignored() map[string]int {
+	if s == nil {
+		return nil
+	}
+	return s.ignored
 }
 
 // Len returns the number of rules.
@@ -289,6 +325,12 @@ func (s *Set) Rules() []*Rule { return s.rules }
 func (s *Set) add(r *Rule) {
 	r = s.internFlowbits(r) // flowbits.go: bit numbers are per Set
 	s.rules = append(s.rules, r)
+	for _, k := range r.ignored {
+		if s.ignored == nil {
+			s.ignored = make(map[string]int)
+		}
+		s.ignored[k]++
+	}
 	s.pf.add(int32(len(s.rules)-1), r)
 }
 
@@ -328,6 +370,7 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 	s := &Set{}
 	var errs []LoadError
 	sids := make(map[[2]int]int) // gid, sid -> line
+	dir := filepath.Dir(file)    // hash lists are named relative to it
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	lineNo, start := 0, 0
@@ -349,7 +392,7 @@ func Parse(r io.Reader, file string, vars Vars) (*Set, []LoadError) {
 		buf.WriteString(line)
 		text := strings.TrimSpace(buf.String())
 		buf.Reset()
-		rule, err := parseRule(text, vars)
+		rule, err := parseRule(text, vars, dir)
 		if err != nil {
 			errs = append(errs, LoadError{File: file, Line: start, Reason: err.Error()})
 			continue
