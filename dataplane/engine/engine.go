@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openutm/utm/dataplane/archive"
+	"github.com/openutm/utm/dataplane/contentenc"
 	"github.com/openutm/utm/dataplane/defrag"
 	"github.com/openutm/utm/dataplane/dnsmsg"
 	"github.com/openutm/utm/dataplane/flow"
@@ -127,6 +129,15 @@ type Config struct {
 	// Blocked is the table of neutralised files (blocked.go); the workers
 	// of one box share one (NewBlocked). nil: the engine's own.
 	Blocked *Blocked
+	// Archive bounds the unpacking of containers for scanning (zero fields:
+	// the archive package's defaults). Content-Encoding decoding is bounded
+	// by ContentEncoding.
+	Archive         archive.Limits
+	ContentEncoding contentenc.Limits
+	// BlockUnscannable rejects files that cannot be scanned (decompression
+	// bombs, encrypted archive members); by default they pass with a ★★
+	// alert.
+	BlockUnscannable bool
 	// DNSBlock is what a DNS query for a listed domain gets; Sinkhole4 and
 	// Sinkhole6 are the addresses DNSSinkhole answers with.
 	DNSBlock             DNSPolicy

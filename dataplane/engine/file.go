@@ -17,18 +17,23 @@ import (
 // fileState follows one file being transferred: an HTTP body, an upload's
 // form part, a mail attachment or body part.
 type fileState struct {
-	active    bool
-	name      []byte
-	meta      *reqMeta  // the HTTP request it belongs to; nil for mail
-	mail      *mailMeta // the message it is part of; nil for HTTP
-	quiet     bool      // a mail text body: reported only when malicious
-	size      int64
-	buf       *[]byte // bytes kept for scanning; nil when none
-	overflow  bool    // more than MaxScanSize or the total budget
-	gap       bool    // bytes of the transfer were never seen (stream gap)
-	md5, sha1 hash.Hash
-	sha256    hash.Hash
-	sum       [sha256.Size]byte
+	active bool
+	name   []byte
+	meta   *reqMeta  // the HTTP request it belongs to; nil for mail
+	mail   *mailMeta // the message it is part of; nil for HTTP
+	quiet  bool      // a mail text body: reported only when malicious
+	// unscannable says why the file could not be scanned (a decompression
+	// bomb in its Content-Encoding or in an archive, an encrypted archive
+	// member, an unsupported encoding); "" when it could.
+	unscannable string
+	rangeFrom   int64 // a partial response's first byte (Content-Range); 0: from the start
+	size        int64
+	buf         *[]byte // bytes kept for scanning; nil when none
+	overflow    bool    // more than MaxScanSize or the total budget
+	gap         bool    // bytes of the transfer were never seen (stream gap)
+	md5, sha1   hash.Hash
+	sha256      hash.Hash
+	sum         [sha256.Size]byte
 }
 
 // scanPool holds scan buffers up to 1 MiB; larger ones go to the GC.
@@ -37,7 +42,7 @@ var scanPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
 	f.meta = meta
-	f.mail, f.quiet = nil, false // a mail part sets them after
+	f.mail, f.quiet, f.unscannable, f.rangeFrom = nil, false, "", 0 // callers set them after
 	f.size = 0
 	f.overflow, f.gap = false, false
 	if f.md5 == nil {
@@ -107,7 +112,11 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	if len(data) > 0 {
 		info.Magic = http.DetectContentType(data)
 	}
-	if f.overflow || f.gap {
+	if f.rangeFrom > 0 {
+		// A Range response: a piece of a file; its start is elsewhere.
+		info.State = "TRUNCATED"
+	}
+	if f.overflow || f.gap || f.rangeFrom > 0 {
 		// Only the first MaxScanSize bytes were kept, or a stream gap cut
 		// the transfer: scan what was kept, and say the rest went
 		// unscanned.
@@ -122,18 +131,26 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 			malicious, info.Verdict, info.Threat, info.Scanned = true, "malicious", bl.threat, true
 		}
 	}
+	if f.unscannable != "" {
+		info.Verdict = "unscannable"
+	}
 	if !malicious && b.AV != nil && len(data) > 0 {
-		res, err := b.AV.Scan(data)
-		info.Scanned = err == nil
+		res := e.scan(b, data)
+		info.Scanned = res.err == nil
 		switch {
-		case err != nil:
+		case res.err != nil:
 			e.stats.ScanErrors.Add(1)
 			info.Verdict = "unscanned"
-			e.log.Warn("file scan failed; the file was let through", "flow_id", st.f.ID, "file", info.Filename, "err", err)
-		case res.Malicious:
+			e.log.Warn("file scan failed; the file was let through", "flow_id", st.f.ID, "file", info.Filename, "err", res.err)
+		case res.malicious:
 			malicious = true
 			info.Verdict = "malicious"
-			info.Threat = res.Threat
+			info.Threat = res.threat
+		case res.unscannable != "":
+			f.unscannable = res.unscannable
+			info.Verdict = "unscannable"
+		case res.partial:
+			info.Verdict = "partially-scanned"
 		}
 	}
 	if !malicious && len(data) > 0 && f.mail == nil {
@@ -152,9 +169,11 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	}
 	if malicious {
 		e.stats.FilesMalicious.Add(1)
-		e.remember(f, info)
+		e.remember(f, info, dir)
 		e.alertMalware(st, dir, f, info)
 		e.verdict(Reject)
+	} else if f.unscannable != "" {
+		e.alertUnscannable(st, dir, f, info)
 	}
 	e.dropFile(f)
 }
@@ -163,11 +182,13 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 func (f *fileState) complete(ended bool) bool { return ended && !f.overflow && !f.gap }
 
 // remember enters a neutralised file in the shared Blocked table: its URL
-// (an HTTP download or upload) and its SHA-256 when the whole file was seen.
-func (e *Engine) remember(f *fileState, info *alert.FileInfo) {
+// when it was downloaded (dir 1: a later request for it gets the same file;
+// an upload's URL is the form's, used for other files too) and its SHA-256
+// when the whole file was seen.
+func (e *Engine) remember(f *fileState, info *alert.FileInfo, dir int) {
 	be := blockedEntry{threat: info.Threat, sha256: info.SHA256, expires: e.now.Add(BlockedTTL)}
 	var url, sum string
-	if f.meta != nil && len(f.meta.uri) > 0 {
+	if dir == 1 && f.mail == nil && f.meta != nil && len(f.meta.uri) > 0 {
 		u := http1.NormalizeURI(nil, f.meta.uri)
 		url = string(urlKey(nil, f.meta.host, u))
 	}
@@ -211,6 +232,31 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	}
 	a.Stars = 3
 	a.Summary = "Blocked a malicious file (" + info.Threat + ") in " + where + "; " + done
+	e.emit(a)
+}
+
+// alertUnscannable raises the ★★ "unscannable" alert for a file the
+// antivirus could not look into, and applies Config.BlockUnscannable.
+func (e *Engine) alertUnscannable(st *flowState, dir int, f *fileState, info *alert.FileInfo) {
+	e.stats.FilesUnscannable.Add(1)
+	action, done := alert.ActionAllowed, "it was let through (engine policy: allow unscannable files)"
+	if e.cfg.BlockUnscannable {
+		action, done = alert.ActionBlocked, "it was blocked (engine policy: block unscannable files)"
+		e.verdict(Reject)
+	}
+	a := e.event(st, dir, alert.TypeAlert, f.meta)
+	a.FileInfo = info
+	a.Alert = &alert.Alert{
+		Action: action, GID: 1, SignatureID: sidAVUnscan, Rev: 1,
+		Signature: "UTM AV unscannable file: " + f.unscannable,
+		Category:  "Potentially Bad Traffic", Severity: 2,
+	}
+	a.Stars = 2
+	name := info.Filename
+	if name == "" {
+		name = "a file"
+	}
+	a.Summary = "Could not scan " + name + " (" + f.unscannable + "); " + done
 	e.emit(a)
 }
 

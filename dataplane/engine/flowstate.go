@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 
+	"github.com/openutm/utm/dataplane/contentenc"
 	"github.com/openutm/utm/dataplane/flow"
 	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/dataplane/mail"
@@ -98,6 +99,13 @@ type flowState struct {
 	mailDir int       // direction of the message in transfer
 	mailTLS bool      // STARTTLS accepted: the rest is encrypted
 	mfile   fileState // the MIME part in transfer
+
+	upMIME    bool                  // the request body in transfer is multipart: parts go to mime
+	dec       [2]contentenc.Decoder // Content-Encoding per direction (http.go)
+	decOn     [2]bool
+	decOut    [2]func([]byte) // the decoders' output: into file[d]
+	encErr    [2]string       // why the coming body cannot be decoded
+	rangeFrom [2]int64        // Content-Range start of the coming body
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -119,6 +127,10 @@ func (e *Engine) newFlowState(f *flow.Flow) *flowState {
 		st.recv[0] = dirRecv{st, 0}
 		st.recv[1] = dirRecv{st, 1}
 		st.mailR, st.mimeR = mailRecv{st}, mimeRecv{st}
+		for d := range st.decOut {
+			f := &st.file[d]
+			st.decOut[d] = func(b []byte) { e.fileData(f, b) }
+		}
 		st.alerted = make([]int, 0, 4)
 	}
 	st.f = f
@@ -144,6 +156,10 @@ func (e *Engine) release(f *flow.Flow) {
 		e.dropFile(&st.file[d])
 	}
 	e.dropFile(&st.mfile)
+	st.closeDecoder(0)
+	st.closeDecoder(1)
+	st.upMIME = false
+	st.encErr, st.rangeFrom = [2]string{}, [2]int64{}
 	st.tcp[0].Reset() // out-of-order pages back to the pool
 	st.tcp[1].Reset()
 	f.Ext = nil

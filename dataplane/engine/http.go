@@ -2,8 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 
+	"github.com/openutm/utm/dataplane/contentenc"
 	"github.com/openutm/utm/dataplane/http1"
+	"github.com/openutm/utm/dataplane/mime"
 	"github.com/openutm/utm/signatures/rules"
 )
 
@@ -57,6 +60,14 @@ func (st *flowState) Request(r *http1.Request) {
 	e.hs.headers(in, r.Line, r.Headers, "cookie", rules.BufHTTPRequestHeader)
 	if r.ContentLength > 0 || r.Chunked {
 		in.Buf[rules.BufFileName] = http1.FileName(nil, r.URI) // as Body names the upload
+		st.upMIME = false
+		if ct := r.ContentType; hasMediaType(ct, "multipart/") {
+			// The form's files are extracted part by part (mail.go's
+			// mimeRecv); the raw body is still kept for the body rules.
+			if err := st.mime.InitMultipart(&st.mimeR, mime.Limits{}, string(ct)); err == nil {
+				st.upMIME, st.mailDir = true, 0
+			}
+		}
 	}
 	e.matchRules(b, st, in, m)
 }
@@ -80,6 +91,19 @@ func (st *flowState) Response(r *http1.Response) {
 		st.status = r.Status
 		f := &st.file[1]
 		f.name = append(f.name[:0], http1.FileName(r.Disposition, st.resp.uri)...)
+		st.closeDecoder(1)
+		st.encErr[1] = ""
+		if ce := bytes.TrimSpace(r.ContentEncoding); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) && hasBody(r) {
+			if err := st.dec[1].Init(ce, e.cfg.ContentEncoding, st.decOut[1]); err != nil {
+				// Unknown coding or too many layers: the client may still
+				// decode it; the box cannot look inside.
+				e.stats.DecodeErrors.Add(1)
+				st.encErr[1] = "Content-Encoding " + string(ce) + ": " + err.Error()
+			} else {
+				st.decOn[1] = true
+			}
+		}
+		st.rangeFrom[1] = contentRangeStart(r.Headers)
 	}
 	b := e.pb
 	in := e.input(st, 1)
@@ -155,8 +179,12 @@ func (s *httpScratch) headers(in *rules.Input, line, block []byte, cookie string
 	}
 }
 
-// Body implements http1.Handler.
+// Body implements http1.Handler. A Content-Encoding is decoded on the way
+// (contentenc: synchronous, bounded), so the file scanned and hashed is the
+// one the client saves; a multipart upload also goes to the MIME parser,
+// whose parts are files of their own.
 func (st *flowState) Body(d http1.Dir, data []byte) {
+	e := st.e
 	f := &st.file[d]
 	if !f.active {
 		meta := &st.resp
@@ -164,18 +192,103 @@ func (st *flowState) Body(d http1.Dir, data []byte) {
 			meta = st.lastRequest()
 			f.name = append(f.name[:0], http1.FileName(nil, meta.uri)...)
 		}
-		st.e.startFile(f, meta)
+		e.startFile(f, meta)
+		f.unscannable = st.encErr[d]
+		f.quiet = d == http1.ToServer && st.upMIME // the parts are reported instead
+		f.rangeFrom = st.rangeFrom[d]
 	}
-	st.e.fileData(f, data)
+	if d == http1.ToServer && st.upMIME {
+		st.mime.Write(data)
+	}
+	if st.decOn[d] {
+		if err := st.dec[d].Write(data); err != nil {
+			st.decodeFailed(d, f, err)
+		}
+		return
+	}
+	e.fileData(f, data)
 }
 
 // BodyEnd implements http1.Handler.
 func (st *flowState) BodyEnd(d http1.Dir, complete bool) {
 	f := &st.file[d]
+	if st.decOn[d] {
+		st.decOn[d] = false
+		if err := st.dec[d].Close(); err != nil { // flushes the decoder's last bytes into f
+			st.decodeFailed(d, f, err)
+		}
+	}
+	if d == http1.ToServer && st.upMIME {
+		st.upMIME = false
+		st.mime.Close()
+		if mf := &st.mfile; mf.active {
+			st.e.endFile(st, 0, mf, complete)
+		}
+	}
 	if !f.active {
 		return
 	}
 	st.e.endFile(st, int(d), f, complete)
+}
+
+// decodeFailed handles a Content-Encoding error: a bomb makes the file
+// unscannable, a corrupt or truncated stream partial (what decoded is
+// scanned).
+func (st *flowState) decodeFailed(d http1.Dir, f *fileState, err error) {
+	st.e.stats.DecodeErrors.Add(1)
+	if st.decOn[d] {
+		st.decOn[d] = false
+		st.dec[d].Close()
+	}
+	if errors.Is(err, contentenc.ErrBomb) {
+		if f.unscannable == "" {
+			f.unscannable = "Content-Encoding decompression limit exceeded"
+		}
+		return
+	}
+	f.gap = true
+}
+
+// closeDecoder stops direction d's Content-Encoding decoder, if running.
+func (st *flowState) closeDecoder(d int) {
+	if st.decOn[d] {
+		st.decOn[d] = false
+		st.dec[d].Close()
+	}
+}
+
+// contentRangeStart returns the first byte position of a response's
+// Content-Range ("bytes 500-999/1000" -> 500), or 0.
+func contentRangeStart(headers []byte) int64 {
+	for b := headers; ; {
+		name, value, rest, ok := http1.NextHeader(b)
+		if !ok {
+			return 0
+		}
+		b = rest
+		if !bytes.EqualFold(name, []byte("content-range")) {
+			continue
+		}
+		v, ok := bytes.CutPrefix(bytes.TrimSpace(value), []byte("bytes "))
+		if !ok {
+			return 0
+		}
+		var n int64
+		for _, c := range v {
+			if c < '0' || c > '9' || n > 1<<50 {
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		return n
+	}
+}
+
+// hasMediaType reports whether a Content-Type value starts with prefix
+// (ASCII case-insensitive).
+func hasMediaType(ct []byte, prefix string) bool {
+	ct = bytes.TrimSpace(ct)
+	return len(ct) >= len(prefix) && bytes.EqualFold(ct[:len(prefix)], []byte(prefix))
 }
 
 func (st *flowState) lastRequest() *reqMeta {

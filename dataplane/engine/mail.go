@@ -120,6 +120,12 @@ func (r *mimeRecv) PartStart(p *mime.Part) {
 		st.e.endFile(st, st.mailDir, f, false)
 	}
 	f.name = append(f.name[:0], p.Filename...)
+	if st.app == appHTTP {
+		// A multipart upload's form part: a file when it has a name.
+		st.e.startFile(f, st.lastRequest())
+		f.quiet = p.Filename == ""
+		return
+	}
 	st.e.startFile(f, nil)
 	f.mail = &st.mailHdr
 	f.quiet = p.Filename == "" && p.Disposition != "attachment" &&

@@ -25,6 +25,10 @@ type Stats struct {
 	Files, FilesMalicious, FilesPartial atomic.Uint64
 	FilesRetryBlocked                   atomic.Uint64 // requests for a URL neutralised earlier (blocked.go)
 	Mail                                MailStats     // SMTP, POP3, IMAP (mail.go)
+	FilesUnscannable                    atomic.Uint64 // files the AV could not look into (bombs, encrypted)
+	ArchiveMembers, ArchiveBombs        atomic.Uint64 // members scanned; containers over a limit
+	ArchiveEncrypted                    atomic.Uint64 // containers with encrypted members
+	DecodeErrors                        atomic.Uint64 // Content-Encoding bodies corrupt or over a limit
 	ScanErrors, ResetErrors             atomic.Uint64
 	LearnedFull                         atomic.Uint64
 	Alerts                              atomic.Uint64
@@ -94,6 +98,11 @@ func (e *Engine) Counters() map[string]uint64 {
 		"files_malicious":     s.FilesMalicious.Load(),
 		"files_partial":       s.FilesPartial.Load(),
 		"files_retry_blocked": s.FilesRetryBlocked.Load(),
+		"files_unscannable":   s.FilesUnscannable.Load(),
+		"archive_members":     s.ArchiveMembers.Load(),
+		"archive_bombs":       s.ArchiveBombs.Load(),
+		"archive_encrypted":   s.ArchiveEncrypted.Load(),
+		"decode_errors":       s.DecodeErrors.Load(),
 		"mail_sessions":       s.Mail.Sessions.Load(),
 		"mail_messages":       s.Mail.Messages.Load(),
 		"mail_truncated":      s.Mail.Truncated.Load(),
