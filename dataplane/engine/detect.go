@@ -20,6 +20,10 @@ const (
 	sidCNCAddr      = 2220002
 	sidCNCLearned   = 2220003
 	sidCNCHTTPHost  = 2220004
+	sidCNCTLSSNI    = 2220005 // a TLS ClientHello naming a listed domain
+	sidCNCJA3       = 2220006 // a TLS client fingerprint (JA3) on the list
+	sidCNCCert      = 2220007 // a server certificate (SHA-1) on the list
+	sidCNCURL       = 2220008 // an HTTP request for a listed URL
 	categoryCNC     = "Malware Command and Control Activity Detected"
 	learnedMinTTL   = 60
 	learnedMaxTTL   = 3600
@@ -30,7 +34,22 @@ const (
 type alertIntel = alert.Intel
 
 func intelOf(ind *intel.Indicator) alertIntel {
-	return alertIntel{Indicator: ind.Value, Kind: ind.Kind, Source: ind.Source, Family: ind.Family}
+	return alertIntel{Indicator: ind.Value, Kind: ind.Kind, Source: ind.Source, Family: ind.Family, Confidence: ind.Confidence}
+}
+
+// DefaultIntelBlockConfidence is the indicator confidence (0-100) from
+// which a threat-intel hit blocks and rates ★★★; below it (maltrail's
+// "suspicious" trails, mass scanners) the hit is a ★★ alert and the
+// traffic passes. An indicator without a confidence counts as 80.
+const DefaultIntelBlockConfidence = 70
+
+// intelConfident reports whether ind is confident enough to block.
+func (e *Engine) intelConfident(ind *intel.Indicator) bool {
+	c := ind.Confidence
+	if c == 0 {
+		c = 80
+	}
+	return c >= e.cfg.IntelBlockConfidence
 }
 
 // input fills the reused rules.Input with the current packet's flow facts
@@ -130,7 +149,7 @@ func summary(what, action string) string {
 func (e *Engine) checkDestination(b *bundle.Bundle, st *flowState) {
 	p := &e.p
 	if b.Intel != nil {
-		if ind, ok := b.Intel.LookupIP(p.Dst); ok {
+		if ind, ok := b.Intel.LookupIPPort(p.Dst, p.DstPort); ok {
 			e.alertIntel(st, sidCNCAddr, "", ind, Reject, nil)
 			return
 		}
@@ -161,6 +180,10 @@ func (e *Engine) alertIntel(st *flowState, sid int, name string, ind *intel.Indi
 // intelEvent applies v and builds the C&C alert for a threat-intel hit, or
 // returns nil when this flow already raised it.
 func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indicator, v Verdict, meta *reqMeta) *alert.Event {
+	confident := e.intelConfident(ind)
+	if !confident {
+		v = Accept
+	}
 	e.verdict(v)
 	if st.alertedOnce(sid) {
 		return nil
@@ -188,6 +211,18 @@ func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indi
 		sig = "UTM C&C connection to an address of a listed domain"
 	case sidCNCHTTPHost:
 		sig = "UTM C&C HTTP request to a listed host"
+	case sidCNCURL:
+		sig = "UTM C&C HTTP request for a listed URL"
+	case sidCNCTLSSNI:
+		sig = "UTM C&C TLS connection to a listed domain (SNI)"
+	case sidCNCJA3:
+		sig = "UTM C&C TLS client fingerprint (JA3) of listed malware"
+		stars = 2 // JA3s are shared by malware and ordinary clients
+	case sidCNCCert:
+		sig = "UTM C&C TLS server certificate on the blocklist"
+	}
+	if !confident && stars > 2 {
+		stars = 2
 	}
 	if ind.Family != "" {
 		sig += " (" + ind.Family + ")"

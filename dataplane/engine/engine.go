@@ -138,6 +138,10 @@ type Config struct {
 	// bombs, encrypted archive members); by default they pass with a ★★
 	// alert.
 	BlockUnscannable bool
+	// IntelBlockConfidence is the indicator confidence from which a
+	// threat-intel hit blocks (★★★); lower ones alert ★★ and pass. Default
+	// DefaultIntelBlockConfidence.
+	IntelBlockConfidence int
 	// DNSBlock is what a DNS query for a listed domain gets; Sinkhole4 and
 	// Sinkhole6 are the addresses DNSSinkhole answers with.
 	DNSBlock             DNSPolicy
@@ -175,18 +179,20 @@ type Engine struct {
 	now     time.Time
 	cur     pktCtx
 
-	lastExpire time.Time
-	defrag     *defrag.Reassembler // made at the first fragment
-	inDatagram bool                // Process runs on a reassembled datagram
-	learned    *Learned
-	blocked    *Blocked
-	keyBuf     []byte         // urlKey scratch
-	replyBuf   []byte         // DNS block replies (dns.go)
-	tracker    *rules.Tracker // threshold/detection_filter counts of this worker
-	fileMem    int64
-	streamMem  stream.Budget
-	pool       sync.Pool // *flowState
-	releaseFn  func(*flow.Flow)
+	lastExpire      time.Time
+	lastIntelExpire time.Time
+	defrag          *defrag.Reassembler // made at the first fragment
+	inDatagram      bool                // Process runs on a reassembled datagram
+	learned         *Learned
+	blocked         *Blocked
+	keyBuf          []byte         // urlKey scratch
+	replyBuf        []byte         // DNS block replies (dns.go)
+	hexBuf          []byte         // certificate fingerprint without colons (tls.go)
+	tracker         *rules.Tracker // threshold/detection_filter counts of this worker
+	fileMem         int64
+	streamMem       stream.Budget
+	pool            sync.Pool // *flowState
+	releaseFn       func(*flow.Flow)
 }
 
 // pktCtx is what the callbacks of the current packet need to know.
@@ -219,6 +225,9 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.IntelBlockConfidence <= 0 {
+		cfg.IntelBlockConfidence = DefaultIntelBlockConfidence
 	}
 	if cfg.ThresholdEntries <= 0 {
 		cfg.ThresholdEntries = 16384
@@ -396,6 +405,14 @@ func (e *Engine) expire(now time.Time) {
 		e.defrag.Expire(now) // datagrams that will never complete free their buffers
 	}
 	e.learned.expire(now)
+	if now.Sub(e.lastIntelExpire) >= time.Minute {
+		// Indicators past their expiry stop matching (the set is shared:
+		// Expire is safe while other workers look up).
+		e.lastIntelExpire = now
+		if b := e.bundle.Load(); b != nil && b.Intel != nil {
+			b.Intel.Expire(now)
+		}
+	}
 	e.blocked.expire(now)
 }
 

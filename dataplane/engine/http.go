@@ -31,6 +31,8 @@ func (st *flowState) Request(r *http1.Request) {
 		host := hostOnly(r.Host)
 		if ind, ok := b.Intel.LookupDomain(host); ok {
 			e.alertIntel(st, sidCNCHTTPHost, string(host), ind, Reject, m)
+		} else if ind, ok := b.Intel.LookupURL(host, r.URI); ok {
+			e.alertIntel(st, sidCNCURL, string(host)+string(r.URI), ind, Reject, m)
 		}
 	}
 	in := e.input(st, 0)

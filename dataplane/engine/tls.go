@@ -53,8 +53,13 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 	info := h.Info()
 	if ev&tlshello.ClientHello != 0 {
 		e.stats.TLS.ClientHellos.Add(1)
-		// C&C (issue 7): match SNI against intel here (info.SNI; the flow
-		// keeps it in st.hello for the alert's tls.sni).
+		if bnd.Intel != nil {
+			if ind, ok := bnd.Intel.LookupDomain(info.SNI); ok && len(info.SNI) > 0 {
+				e.alertIntel(st, sidCNCTLSSNI, string(info.SNI), ind, Reject, nil)
+			} else if ind, ok := bnd.Intel.LookupJA3(info.JA3Hash); ok && len(info.JA3Hash) > 0 {
+				e.alertIntel(st, sidCNCJA3, string(info.JA3Hash), ind, Accept, nil)
+			}
+		}
 		in := e.input(st, 0)
 		in.Buf[rules.BufTLSSNI] = info.SNI
 		in.Buf[rules.BufJA3Hash] = info.JA3Hash
@@ -69,6 +74,12 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 	}
 	if ev&tlshello.Certificate != 0 && e.cur.verdict == Accept {
 		e.stats.TLS.Certificates.Add(1)
+		if bnd.Intel != nil && len(info.Fingerprint) > 0 {
+			st.e.hexBuf = unhexColons(st.e.hexBuf[:0], info.Fingerprint)
+			if ind, ok := bnd.Intel.LookupCert(st.e.hexBuf); ok {
+				e.alertIntel(st, sidCNCCert, string(info.Fingerprint), ind, Reject, nil)
+			}
+		}
 		in := e.input(st, 1)
 		in.Buf[rules.BufTLSCertSubject] = info.Subject
 		in.Buf[rules.BufTLSCertIssuer] = info.Issuer
@@ -118,4 +129,14 @@ func tlsVersion(v uint16) string {
 		return "TLS 1.3"
 	}
 	return "UNDETERMINED"
+}
+
+// unhexColons appends the hex digits of a "4a:a3:..." fingerprint to dst.
+func unhexColons(dst, fp []byte) []byte {
+	for _, c := range fp {
+		if c != ':' {
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }

@@ -198,10 +198,11 @@ type FileInfo struct {
 // Intel names the threat-intel indicator an alert matched, so the SOC sees
 // why.
 type Intel struct {
-	Indicator string `json:"indicator"`
-	Kind      string `json:"kind"` // "domain", "ip", "url", ...
-	Source    string `json:"source,omitempty"`
-	Family    string `json:"family,omitempty"`
+	Indicator  string `json:"indicator"`
+	Kind       string `json:"kind"` // "domain", "ip", "url", ...
+	Source     string `json:"source,omitempty"`
+	Family     string `json:"family,omitempty"`
+	Confidence int    `json:"confidence,omitempty"` // 0-100, as the feed rates it
 }
 
 // Engine describes an event about the box itself (inspection bypassed,

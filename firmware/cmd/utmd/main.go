@@ -64,12 +64,19 @@ type flags struct {
 	board, boxID, natsURL, dataDir    string
 	inspect, metrics                  string
 	queues                            queueList
+	intel                             stringList
 	hangAfter                         time.Duration
 	verdictBatch                      int
 	noSteer, testRules, showVersion   bool
 	supervise                         bool
 	profileRules                      bool
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // queueList is the repeatable -q flag: N or A:B.
 type queueList []uint16
@@ -120,6 +127,7 @@ func main() {
 	fs.StringVar(&f.natsURL, "nats", "", "the monitor's NATS `url` (with -q: also spool alerts and send them there)")
 	fs.StringVar(&f.dataDir, "data", "", "state `dir`: spool and engine state")
 	fs.Var(&f.queues, "q", "inspect NFQUEUE `queue` N, or the range A:B (repeatable); without --board the caller steers")
+	fs.Var(&f.intel, "intel", "load threat-intel indicators from `file` too (format detected: plain, hosts, maltrail, abuse.ch Feodo/SSLBL/JA3, URLhaus, ThreatFox CSV; repeatable)")
 	fs.StringVar(&f.inspect, "inspect", "full", "`mode`: full, or none (decode and track flows, accept everything: the benchmark baseline)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9101)")
 	fs.DurationVar(&f.hangAfter, "hang-after", inline.DefaultHangAfter, "a worker busy with one packet this long is hung: alert and exit for a restart")
@@ -180,7 +188,7 @@ func loadBundle(log *slog.Logger, f flags, sig config.Signatures) (*bundle.Bundl
 		NoDefaultRules: sig.NoDefaultRules,
 		YaraDirs:       sig.YaraDirs,
 		HashFiles:      sig.HashFiles,
-		IntelFiles:     sig.IntelFiles,
+		IntelFiles:     append(append([]string(nil), sig.IntelFiles...), f.intel...),
 	}
 	if f.rules != "" {
 		opts.RuleFiles = []string{f.rules}

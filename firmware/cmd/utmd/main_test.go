@@ -171,3 +171,23 @@ func TestReplayInspectNone(t *testing.T) {
 		t.Fatal("full inspection of the same capture raised nothing: the check above proves nothing")
 	}
 }
+
+// --intel adds indicator files to the default bundle's (repeatable, format
+// detected): the benign capture's host, listed in a hosts file, raises the
+// C&C HTTP host alert; a Feodo-style CSV naming nothing in the capture adds
+// nothing; without the flag the capture stays clean.
+func TestReplayIntelFlag(t *testing.T) {
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "blocked.hosts")
+	os.WriteFile(hosts, []byte("# office blocklist\n0.0.0.0 www.lab.test\n"), 0o644)
+	feodo := filepath.Join(dir, "ipblocklist.csv")
+	os.WriteFile(feodo, []byte("# abuse.ch Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2026-11-01 10:00:00\",\"198.51.100.7\",\"443\",\"online\",\"2026-11-22\",\"Emotet\"\n"), 0o644)
+	if got := sids(mustReplay(t, "http-benign.pcap")); len(got) != 0 {
+		t.Fatalf("without --intel the benign capture raised %v", got)
+	}
+	evs, stderr := execReplay(t, "http-benign.pcap", "--intel", hosts, "--intel", feodo)
+	got := sids(evs)
+	if len(got) == 0 || got[0] != 2220004 {
+		t.Fatalf("with --intel listing its host: alerts %v, want 2220004\n%s", got, stderr)
+	}
+}
