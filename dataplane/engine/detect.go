@@ -158,7 +158,7 @@ func (e *Engine) checkDestination(b *bundle.Bundle, st *flowState) {
 	if !ok {
 		return
 	}
-	ind := intel.Indicator{Value: l.ind.Indicator, Kind: l.ind.Kind, Source: l.ind.Source, Family: l.ind.Family}
+	ind := intel.Indicator{Value: l.ind.Indicator, Kind: l.ind.Kind, Source: l.ind.Source, Family: l.ind.Family, Confidence: l.ind.Confidence}
 	e.alertIntel(st, sidCNCLearned, l.domain, &ind, Reject, nil)
 }
 
