@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/telemetry/alert"
+	"github.com/openutm/utm/telemetry/notify"
 )
 
 // Signature ids of the events the monitor itself raises about boxes.
@@ -109,7 +110,11 @@ func (m *Monitor) backOnline(b Box, now time.Time) {
 
 // stored is called once for every record newly in the store, with
 // m.handling held: it feeds the mailer and the metrics.
-func (m *Monitor) stored(rec Record) {}
+func (m *Monitor) stored(rec Record) {
+	if m.mailer != nil && notify.Wanted(rec.Event) {
+		m.mailer.Mail(rec.Event, rec.Seq)
+	}
+}
 
 // roundDur rounds d for people: to the second, or the millisecond below 10 s.
 func roundDur(d time.Duration) time.Duration {

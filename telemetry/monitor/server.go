@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/openutm/utm/telemetry/alert"
+	"github.com/openutm/utm/telemetry/notify"
 )
 
 // DefaultOfflineAfter is Config.OfflineAfter's default.
@@ -56,6 +57,13 @@ type Config struct {
 	Logger       *slog.Logger  // default slog.Default()
 	// Now is the clock (tests inject one); default time.Now.
 	Now func() time.Time
+	// Mail, when set, mails ★★★ alerts and box offline alerts (see
+	// package notify). Its PortalURL defaults to PublicURL, its clock
+	// and logger to the monitor's.
+	Mail *notify.Config
+	// PublicURL is the portal's address as people reach it (links in
+	// mails and reports); default the listening address.
+	PublicURL string
 }
 
 // Monitor is a running monitor.
@@ -67,8 +75,9 @@ type Monitor struct {
 	js    nats.JetStreamContext
 	sub   *nats.Subscription
 	hbSub *nats.Subscription
-	st    *store
-	http  *http.Server
+	st     *store
+	mailer *notify.Mailer
+	http   *http.Server
 	ln    net.Listener
 
 	// handling serialises message handlers with Close, so Close never
@@ -173,6 +182,21 @@ func Start(cfg Config) (*Monitor, error) {
 	if err := m.startHTTP(); err != nil {
 		return nil, err
 	}
+	if cfg.Mail != nil {
+		mc := *cfg.Mail
+		if mc.PortalURL == "" {
+			mc.PortalURL = m.publicURL()
+		}
+		if mc.Now == nil {
+			mc.Now = m.now
+		}
+		if mc.Logger == nil {
+			mc.Logger = m.log.With("component", "mail")
+		}
+		if m.mailer, err = notify.New(mc); err != nil {
+			return nil, err
+		}
+	}
 	m.wg.Add(2)
 	go m.persistLoop()
 	go m.offlineLoop()
@@ -238,6 +262,14 @@ func (m *Monitor) NATSURL() string {
 
 // PortalURL returns the portal's base URL, ending in "/".
 func (m *Monitor) PortalURL() string { return "http://" + m.ln.Addr().String() + "/" }
+
+// publicURL is Config.PublicURL, or PortalURL, ending in "/".
+func (m *Monitor) publicURL() string {
+	if m.cfg.PublicURL != "" {
+		return strings.TrimSuffix(m.cfg.PublicURL, "/") + "/"
+	}
+	return m.PortalURL()
+}
 
 func (m *Monitor) ensureStream() error {
 	cfg := &nats.StreamConfig{
@@ -449,6 +481,9 @@ func (m *Monitor) Close() error {
 			m.ns.WaitForShutdown()
 		}
 		m.wg.Wait()
+		if m.mailer != nil {
+			m.mailer.Close()
+		}
 		if m.st != nil {
 			m.closeErr = m.st.close()
 		}

@@ -3,7 +3,9 @@
 // heartbeats, and serves the portal.
 //
 //	monitor [--data DIR] [--nats-listen HOST:PORT | --nats-url URL]
-//	        [--http HOST:PORT] [--offline-after 5m]
+//	        [--http HOST:PORT] [--offline-after 5m] [--public-url URL]
+//	        [--smtp HOST:PORT --mail-from ADDR --boxes FILE [--smtp-starttls MODE]
+//	         [--smtp-user USER] [--mail-per-hour 10] [--mail-dedupe 1h]]
 //
 // It logs to stderr (slog text), one line per received alert, and stops
 // cleanly on SIGINT or SIGTERM. A restart with the same --data keeps every
@@ -18,8 +20,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/openutm/utm/telemetry/monitor"
+	"github.com/openutm/utm/telemetry/notify"
 )
 
 func main() {
@@ -30,8 +34,31 @@ func main() {
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS (with JetStream) at `url` instead of the embedded server")
 	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "portal `address`")
 	fs.DurationVar(&cfg.OfflineAfter, "offline-after", monitor.DefaultOfflineAfter, "a box without a heartbeat for this `long` is offline: a ★★ alert and a mail")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "the portal's `URL` as people reach it, for links in mails (default: the --http address)")
+	var mc notify.Config
+	var boxes string
+	fs.StringVar(&mc.Relay, "smtp", "", "mail ★★★ alerts and offline boxes through the SMTP relay at `host:port` (needs --mail-from and --boxes)")
+	fs.StringVar(&mc.From, "mail-from", "", "sender `address` of alert mails")
+	fs.StringVar(&mc.StartTLS, "smtp-starttls", notify.StartTLSOpportunistic, "STARTTLS `mode`: opportunistic, required or off")
+	fs.StringVar(&mc.Username, "smtp-user", "", "AUTH PLAIN `user` at the relay; the password is read from $UTM_SMTP_PASSWORD")
+	fs.StringVar(&boxes, "boxes", "", "box registry `file` (JSON): mail recipients and language per box")
+	fs.IntVar(&mc.PerHour, "mail-per-hour", 10, "at most `n` alert mails per box per hour, then one digest")
+	fs.DurationVar(&mc.Dedupe, "mail-dedupe", time.Hour, "one mail per box, signature, source and destination within this `window`")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if mc.Relay != "" {
+		if boxes == "" {
+			fmt.Fprintln(os.Stderr, "monitor: --smtp needs --boxes FILE naming who is mailed for which box")
+			os.Exit(2)
+		}
+		reg, err := notify.LoadRegistry(boxes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "monitor:", err)
+			os.Exit(2)
+		}
+		mc.Registry, mc.Password = reg, os.Getenv("UTM_SMTP_PASSWORD")
+		cfg.Mail = &mc
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "monitor: unexpected argument %q (see monitor -h)\n", fs.Arg(0))

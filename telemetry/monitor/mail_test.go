@@ -1,0 +1,52 @@
+package monitor
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/openutm/utm/telemetry/internal/mailtest"
+	"github.com/openutm/utm/telemetry/notify"
+)
+
+// TestMonitorMails: with a relay configured the monitor mails a stored
+// ★★★ alert (linking its portal page) and a box going offline, and not a
+// ★★ alert nor a redelivered ★★★ one.
+func TestMonitorMails(t *testing.T) {
+	srv := mailtest.Start(t, false)
+	var logs syncBuf
+	m, err := Start(Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0", OfflineAfter: 300 * time.Millisecond,
+		Logger: testLogger(&logs), PublicURL: "https://soc.example.test",
+		Mail: &notify.Config{Relay: srv.Addr, From: "utm@soc.example.test", StartTLS: notify.StartTLSOff,
+			Registry: &notify.Registry{Default: notify.BoxContact{Mail: []string{"soc@example.test"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	nc, err := nats.Connect(m.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	publish(t, js, "office-5", eicar("office-5", "m-1", 2, "two stars"), "m-1")
+	publish(t, js, "office-5", eicar("office-5", "m-2", 3, "three stars"), "m-2")
+	publish(t, js, "office-5", eicar("office-5", "m-2", 3, "three stars"), "m-2-retry")
+	settle(t, m)
+	recs, _ := m.Alerts(0)
+	mails := srv.Wait(t, 1)
+	if len(mails) != 1 || !strings.HasPrefix(mails[0].Subject, "★★★") || !strings.Contains(mails[0].Subject, "three stars") ||
+		!strings.Contains(mails[0].Body, "https://soc.example.test/alerts/"+strconv.FormatUint(recs[1].Seq, 10)) {
+		t.Fatalf("mails: %+v", mails)
+	}
+	heartbeat(t, nc, "office-5", nil)
+	mails = srv.Wait(t, 2)
+	if !strings.HasPrefix(mails[1].Subject, "★★ Box office-5 is offline") {
+		t.Fatalf("second mail %q, want the box offline mail", mails[1].Subject)
+	}
+	if n := len(srv.Mails()); n != 2 {
+		t.Fatalf("%d mails, want 2", n)
+	}
+}
