@@ -38,8 +38,10 @@ test: build ## run every test, lab tests included, with the race detector (as ro
 demo: build ## run the four demo cases through the box in a namespace lab (as root)
 	$(BIN)/demo -bin $(BIN) -dir out/demo
 
-bench: deps ## run the benchmarks and print each as a ratio to its baseline
+bench: deps ## Go micro-benchmarks, then the lab benchmark in namespaces (root, ~5 min; out/bench*.txt); SOAK=60s adds the utmd memory soak (default 10m)
 	hack/bench/run
+	hack/bench/lab
+	@if [ -n "$(SOAK)" ]; then hack/bench/soak "$(SOAK)"; fi
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
