@@ -236,7 +236,7 @@ alert tcp any any -> any any (msg:"c"; priority:3; content:"x"; classtype:trojan
 // reason naming the problem.
 func TestRejected(t *testing.T) {
 	cases := []struct{ rule, reason string }{
-		{`alert tcp any any -> any any (msg:"x"; stream_size:server,>,1; sid:1;)`, `unsupported keyword "stream_size"`},
+		{`alert tcp any any -> any any (msg:"x"; asn1:bitstring_overflow; sid:1;)`, `unsupported keyword "asn1"`},
 		{`alert smb any any -> any any (msg:"x"; sid:1;)`, `unsupported protocol "smb"`},
 		{`log tcp any any -> any any (msg:"x"; sid:1;)`, `unknown action "log"`},
 		{`alert tcp any any => any any (msg:"x"; sid:1;)`, `direction "=>"`},
@@ -533,7 +533,7 @@ func TestPrefilterNoFalseNegative(t *testing.T) {
 		fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
 	}
 	s := load(t, text.String())
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI].ac == nil {
+	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vTCP+vToServer].ac == nil {
 		t.Fatal("bucket too small to get an automaton")
 	}
 	hits := 0
