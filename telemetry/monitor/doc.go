@@ -21,6 +21,15 @@
 // it reaches the store, the portal or the log. The log line per alert
 // names box, stars, sid and signature only.
 //
+// Store: records are filed under their event time (the receive time when
+// the box's clock is more than 5 minutes ahead or 30 days behind) and
+// indexed by time, by box and by stars; every index entry carries the
+// record's stars, kind (KindOf: ips, av, cnc, health, file) and box, so
+// Query and Histogram filter by stars, box, kind and time range from the
+// index alone, walking the narrowest one. Retention (Config.Retention,
+// default 6 months): a sweep at start and every 24 h deletes older
+// records with their index entries and exactly-once ids.
+//
 // Heartbeats (core NATS, utm.heartbeat.<box>) keep a box registry: last
 // heartbeat time and body, persisted to the same bbolt file in batches. A
 // box is online while its last heartbeat is younger than

@@ -25,6 +25,9 @@ import (
 // DefaultOfflineAfter is Config.OfflineAfter's default.
 const DefaultOfflineAfter = 5 * time.Minute
 
+// DefaultRetention is Config.Retention's default: six months.
+const DefaultRetention = 183 * 24 * time.Hour
+
 // Consumer is the name of the monitor's durable JetStream consumer.
 const Consumer = "monitor"
 
@@ -61,6 +64,9 @@ type Config struct {
 	// package notify). Its PortalURL defaults to PublicURL, its clock
 	// and logger to the monitor's.
 	Mail *notify.Config
+	// Retention is how long alerts are kept (by event time); a daily
+	// sweep deletes older ones. Default 6 months (183 days).
+	Retention time.Duration
 	// PublicURL is the portal's address as people reach it (links in
 	// mails and reports); default the listening address.
 	PublicURL string
@@ -68,17 +74,17 @@ type Config struct {
 
 // Monitor is a running monitor.
 type Monitor struct {
-	cfg   Config
-	log   *slog.Logger
-	ns    *server.Server
-	nc    *nats.Conn
-	js    nats.JetStreamContext
-	sub   *nats.Subscription
-	hbSub *nats.Subscription
+	cfg    Config
+	log    *slog.Logger
+	ns     *server.Server
+	nc     *nats.Conn
+	js     nats.JetStreamContext
+	sub    *nats.Subscription
+	hbSub  *nats.Subscription
 	st     *store
 	mailer *notify.Mailer
 	http   *http.Server
-	ln    net.Listener
+	ln     net.Listener
 
 	// handling serialises message handlers with Close, so Close never
 	// closes the store under a handler.
@@ -110,6 +116,9 @@ func Run(ctx context.Context, cfg Config) error {
 func Start(cfg Config) (*Monitor, error) {
 	if cfg.OfflineAfter <= 0 {
 		cfg.OfflineAfter = DefaultOfflineAfter
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -197,9 +206,10 @@ func Start(cfg Config) (*Monitor, error) {
 			return nil, err
 		}
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.persistLoop()
 	go m.offlineLoop()
+	go m.retentionLoop()
 	ok = true
 	m.log.Info("monitor ready", "nats", url, "portal", m.PortalURL(), "data", cfg.DataDir)
 	return m, nil

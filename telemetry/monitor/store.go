@@ -17,6 +17,7 @@ var (
 	bucketAlerts = []byte("alerts") // seq -> Record JSON
 	bucketIDs    = []byte("ids")    // idKey(box, id) -> seq: exactly-once
 	bucketBoxes  = []byte("boxes")  // box -> Box JSON
+	bucketMeta   = []byte("meta")   // portal credentials and settings
 )
 
 // Record is a stored alert.
@@ -66,8 +67,14 @@ func openStore(path string) (*store, error) {
 	}
 	s := &store{db: db, boxes: make(map[string]*Box)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes} {
+		fresh := tx.Bucket(bucketIndex) == nil
+		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes, bucketIndex, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if fresh {
+			if err := buildIndex(tx); err != nil {
 				return err
 			}
 		}
@@ -119,6 +126,9 @@ func (s *store) addResolving(ev *alert.Event, received time.Time, resolves uint6
 		}
 		added = true
 		if err := ids.Put(key, k[:]); err != nil {
+			return err
+		}
+		if err := putIndex(tx, &rec); err != nil {
 			return err
 		}
 		if resolves != 0 {
