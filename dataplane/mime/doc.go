@@ -8,7 +8,11 @@
 //   - Write accepts any split of the input: one byte at a time gives exactly the
 //     same Handler calls, in the same order and with the same byte chunks, as the
 //     whole message in one Write. Events are decided per line, so a line's bytes
-//     (at most 2 KiB of an overlong line) are held until its end is seen.
+//     (at most 2 KiB of an overlong line) are held until its end is seen, and
+//     decoded bytes are handed over in 4 KiB chunks (the last one at PartEnd):
+//     up to about 6 KiB of a part can trail the Write that carried it; all of
+//     it is delivered before PartEnd, which comes with the delimiter line or
+//     Close.
 //   - Memory per Parser is bounded by Limits.MaxHeader (header fields kept for
 //     decoding), a 2 KiB line buffer, a 4 KiB output buffer and MaxDepth
 //     boundaries; never by the message size. A Parser is reusable after Init.

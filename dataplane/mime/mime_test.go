@@ -524,3 +524,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestLongLine: a 12 MB base64 body without a single line break decodes fully
+// with bounded memory.
+func TestLongLine(t *testing.T) {
+	body := bytes.Repeat([]byte("TVqQ"), 3<<20)
+	n := &nop{}
+	var p Parser
+	p.Init(n, Limits{})
+	p.Write([]byte("Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"))
+	alloc := heapGrowth(func() {
+		for off := 0; off < len(body); off += 1460 {
+			p.Write(body[off:min(off+1460, len(body))])
+		}
+		p.Close()
+	})
+	if n.data != len(body)/4*3 || n.anomalies != 0 {
+		t.Errorf("decoded %d bytes (want %d), %d anomalies", n.data, len(body)/4*3, n.anomalies)
+	}
+	if alloc > 64<<10 {
+		t.Errorf("a 12 MB line allocated %d bytes", alloc)
+	}
+}
