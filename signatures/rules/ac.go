@@ -33,9 +33,9 @@ type acPattern struct {
 }
 
 const (
-	acMaxDepth = 32       // longest prefix a machine holds
-	acMinDepth = 4        // shortest, whatever the budget says
-	acBudget   = 16 << 20 // bytes of transition table per automaton
+	acMaxDepth = 32      // longest prefix a machine holds
+	acMinDepth = 4       // shortest, whatever the budget says
+	acBudget   = 4 << 20 // bytes of transition table per automaton: more was slower on the ET mix (cache misses), less too (more confirmations)
 )
 
 // buildAutomaton compiles pats. It keeps the pattern ids (indexes in pats).

@@ -245,9 +245,13 @@ func BenchmarkCompileETOpen(b *testing.B) {
 	b.Logf("ET Open: %d rules loaded in %v; heap after load+GC %.1f MB (before %.1f MB), automata %.1f MB",
 		s.Len(), load.Round(time.Millisecond), float64(after.HeapAlloc)/(1<<20), float64(before.HeapAlloc)/(1<<20), float64(tables)/(1<<20))
 	for bi := range s.pf.byBuf {
-		if a := s.pf.byBuf[bi].ac; a != nil {
-			b.Logf("  buffer %2d: %5d rules, %5d patterns, depth %2d, %6d states, %3d classes, %.1f MB",
-				bi, len(s.pf.byBuf[bi].rules), len(a.pats), a.depth, len(a.trans)/int(a.width), a.width, float64(a.size())/(1<<20))
+		for v, bk := range s.pf.byBuf[bi] {
+			if bk == nil || bk.ac == nil || v > 0 && bk == s.pf.byBuf[bi][v-1] {
+				continue
+			}
+			a := bk.ac
+			b.Logf("  buffer %2d variant %d: %5d rules, %5d patterns, depth %2d, %6d states, %3d classes, %.1f MB",
+				bi, v, len(bk.rules), len(a.pats), a.depth, len(a.trans)/int(a.width), a.width, float64(a.size())/(1<<20))
 		}
 	}
 	runtime.KeepAlive(s)

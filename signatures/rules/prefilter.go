@@ -24,6 +24,15 @@ import (
 // whatever the number of rules. Buckets of fewer than acMinRules rules skip
 // the automaton and search each pattern directly.
 //
+// Each buffer's rules are split further, as Suricata's signature group
+// heads, by what the Input tells before any byte is read: the transport
+// (TCP, UDP, other) and the direction (to server, to client). A rule goes
+// into every variant it can match (ip rules into all three transports, a
+// rule without flow direction into both directions); variants that end up
+// with the same rules share one automaton. An Input runs only its
+// variant's automaton: a UDP rule's one-byte pattern is not looked for in
+// HTTP, a to_client pattern not in requests.
+//
 // Rules without a positive content (header-only, or only negated
 // contents) are grouped by protocol and application: an Input walks only
 // the groups its protocol and application can match.
@@ -54,9 +63,57 @@ type ruleGroup struct {
 	ids     []int32
 }
 
+// Variants of a buffer's bucket: transport class * 2 + direction.
+const (
+	vTCP      = 0 // + vToServer or vToClient
+	vUDP      = 2
+	vOther    = 4
+	vToServer = 0
+	vToClient = 1
+	nVariants = 6
+)
+
+// variant is the bucket variant in's packet selects.
+func variant(in *Input) int {
+	v := vOther
+	switch in.Proto {
+	case 6:
+		v = vTCP
+	case 17:
+		v = vUDP
+	}
+	if !in.ToServer {
+		v += vToClient
+	}
+	return v
+}
+
+// inVariant reports whether r can match an Input of variant v.
+func (r *Rule) inVariant(v int) bool {
+	switch tr := v &^ 1; r.ipProto {
+	case 0:
+	case 6:
+		if tr != vTCP {
+			return false
+		}
+	case 17:
+		if tr != vUDP {
+			return false
+		}
+	default:
+		if tr != vOther {
+			return false
+		}
+	}
+	if v&1 == vToServer {
+		return !r.flowToClient
+	}
+	return !r.flowToServer
+}
+
 // prefilter is the Set's index for matching.
 type prefilter struct {
-	byBuf  [NumBuffers]bucket
+	byBuf  [NumBuffers][nVariants]*bucket // nil: no rule; variants with the same rules share a bucket
 	groups []ruleGroup
 	ip     ipOnly // iponly.go: header-only rules keyed by a long address list
 
@@ -91,8 +148,17 @@ func (p *prefilter) add(id int32, r *Rule) {
 		p.groups = append(p.groups, ruleGroup{ipProto: r.ipProto, app: r.app, rules: []*Rule{r}, ids: []int32{id}})
 		return
 	}
-	b := &p.byBuf[r.pre.buf]
-	b.rules, b.ids = append(b.rules, r), append(b.ids, id)
+	for v := range nVariants {
+		if !r.inVariant(v) {
+			continue
+		}
+		b := p.byBuf[r.pre.buf][v]
+		if b == nil {
+			b = &bucket{}
+			p.byBuf[r.pre.buf][v] = b
+		}
+		b.rules, b.ids = append(b.rules, r), append(b.ids, id)
+	}
 }
 
 // compile builds the automata once every rule is added.
@@ -100,16 +166,43 @@ func (p *prefilter) compile() {
 	p.once.Do(func() {
 		p.ip.compile()
 		for i := range p.byBuf {
-			b := &p.byBuf[i]
-			p.maxRules = max(p.maxRules, len(b.rules))
-			if len(b.rules) < acMinRules {
-				continue
+			vs := &p.byBuf[i]
+			for v, b := range vs {
+				if b == nil {
+					continue
+				}
+				shared := false
+				for w := range v { // an earlier variant with the same rules
+					if o := vs[w]; o != nil && o != b && sameRules(o.ids, b.ids) {
+						vs[v], shared = o, true
+						break
+					}
+				}
+				if shared {
+					continue
+				}
+				p.maxRules = max(p.maxRules, len(b.rules))
+				if len(b.rules) < acMinRules {
+					continue
+				}
+				b.compile()
+				p.maxPats = max(p.maxPats, len(b.ac.pats))
+				p.tables += b.ac.size() + 4*len(b.patRule) + 4*len(b.patAt)
 			}
-			b.compile()
-			p.maxPats = max(p.maxPats, len(b.ac.pats))
-			p.tables += b.ac.size() + 4*len(b.patRule) + 4*len(b.patAt)
 		}
 	})
+}
+
+func sameRules(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *bucket) compile() {
@@ -184,10 +277,11 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 	}
 	out = p.ip.match(in, prof, out)
 	var sc *scratch
+	v := variant(in)
 	for bi := range p.byBuf {
-		b := &p.byBuf[bi]
+		b := p.byBuf[bi][v]
 		data := in.Buf[bi]
-		if data == nil || len(b.rules) == 0 {
+		if data == nil || b == nil {
 			continue
 		}
 		if b.ac == nil {
@@ -217,37 +311,77 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 	return out
 }
 
+// laneMin is the shortest buffer scanned as four interleaved lanes.
+const laneMin = 256
+
+// useLanes is false only in tests comparing with the one-lane scan.
+var useLanes = true
+
 // match runs data through b's automaton and verifies the candidates.
+//
+// The scan is bound by the latency of one dependent table load per byte.
+// A buffer of laneMin bytes or more is cut in four lanes scanned in one
+// loop, so four loads are in flight at once. Each lane after the first
+// starts depth-1 bytes early from the root: every trie state is at most
+// depth bytes deep, so from its own first byte on a lane is in the same
+// state as a scan from the buffer's start. A pattern seen by two lanes is
+// confirmed once (the generation stamps); candidates are verified in load
+// order whatever the lane, so the result does not depend on the lanes.
 func (b *bucket) match(in *Input, data []byte, sc *scratch, prof *profile, out []*Rule) []*Rule {
 	sc.gen++
 	if sc.gen == 0 { // wrapped: old stamps could collide
 		clear(sc.patGen)
 		sc.gen = 1
 	}
-	gen := sc.gen
 	a := b.ac
 	trans, class, outFrom := a.trans, &a.class, a.outFrom
 	any := false
-	s := int32(0)
-	for i, c := range data {
-		s = trans[s+int32(class[c])]
-		if s < outFrom {
-			continue
+	if n := len(data); n >= laneMin && useLanes {
+		q, pre := n/4, a.depth-1
+		// Lane k covers [k*q-pre, (k+1)*q) (the last to n; lane 0 from
+		// 0): lanes 1..3 have the same length m, lane 0 pre bytes fewer.
+		d1, d2, d3 := data[q-pre:2*q], data[2*q-pre:3*q], data[3*q-pre:]
+		m := len(d1)
+		var s0, s1, s2, s3 int32
+		for i := 0; i < pre; i++ { // lanes 1..3 roll in; lane 0 waits
+			s1 = trans[s1+int32(class[d1[i]])]
+			s2 = trans[s2+int32(class[d2[i]])]
+			s3 = trans[s3+int32(class[d3[i]])]
 		}
-		k := (s - outFrom) / a.width
-		for _, id := range a.outs[a.outAt[k]:a.outAt[k+1]] {
-			if sc.patGen[id] == gen {
-				continue
+		for i := pre; i < m; i++ {
+			s0 = trans[s0+int32(class[data[i-pre]])]
+			s1 = trans[s1+int32(class[d1[i]])]
+			s2 = trans[s2+int32(class[d2[i]])]
+			s3 = trans[s3+int32(class[d3[i]])]
+			if max(max(s0, s1), max(s2, s3)) >= outFrom {
+				if s0 >= outFrom {
+					any = b.hits(data, i-pre, s0, sc) || any
+				}
+				if s1 >= outFrom {
+					any = b.hits(data, q-pre+i, s1, sc) || any
+				}
+				if s2 >= outFrom {
+					any = b.hits(data, 2*q-pre+i, s2, sc) || any
+				}
+				if s3 >= outFrom {
+					any = b.hits(data, 3*q-pre+i, s3, sc) || any
+				}
 			}
-			pt := &a.pats[id]
-			if !pt.confirm(data, i+1-pt.pre) {
-				continue
+		}
+		// The last lane is longer by n%4 bytes.
+		for i := 3*q - pre + m; i < n; i++ {
+			s3 = trans[s3+int32(class[data[i]])]
+			if s3 >= outFrom {
+				any = b.hits(data, i, s3, sc) || any
 			}
-			sc.patGen[id] = gen
-			for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
-				sc.cand[ri>>6] |= 1 << (ri & 63)
+		}
+	} else {
+		s := int32(0)
+		for i, c := range data {
+			s = trans[s+int32(class[c])]
+			if s >= outFrom {
+				any = b.hits(data, i, s, sc) || any
 			}
-			any = true
 		}
 	}
 	if !any {
@@ -269,6 +403,30 @@ func (b *bucket) match(in *Input, data []byte, sc *scratch, prof *profile, out [
 		words[w] = 0
 	}
 	return out
+}
+
+// hits confirms the patterns of output state s (row offset) ending at
+// data[i] and marks their rules as candidates; it reports whether any was
+// confirmed.
+func (b *bucket) hits(data []byte, i int, s int32, sc *scratch) bool {
+	a := b.ac
+	k := (s - a.outFrom) / a.width
+	gen, any := sc.gen, false
+	for _, id := range a.outs[a.outAt[k]:a.outAt[k+1]] {
+		if sc.patGen[id] == gen {
+			continue
+		}
+		pt := &a.pats[id]
+		if !pt.confirm(data, i+1-pt.pre) {
+			continue
+		}
+		sc.patGen[id] = gen
+		for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
+			sc.cand[ri>>6] |= 1 << (ri & 63)
+		}
+		any = true
+	}
+	return any
 }
 
 // fastPattern returns the bytes the prefilter looks for and whether they

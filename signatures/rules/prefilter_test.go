@@ -200,7 +200,7 @@ alert http any any -> any any (msg:"shared-3"; http.uri; content:"/cgi-bin/"; si
 alert http any any -> any any (msg:"shared-nocase"; http.uri; content:"/CGI-BIN/"; nocase; sid:10;)
 alert http any any -> any any (msg:"negated"; http.uri; content:"/cgi-bin/"; content:!"two"; sid:11;)
 `))
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI].ac == nil {
+	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vTCP+vToServer].ac == nil {
 		t.Fatal("the URI bucket has no automaton")
 	}
 	cases := []struct {
@@ -378,4 +378,48 @@ alert http any any -> any any (msg:"slow"; http.uri; content:"/b"; content:"q"; 
 	if p[0].Rule.SID != 2 {
 		t.Errorf("most expensive rule is sid %d (%v), want the backtracking sid 2 (%v)", p[0].Rule.SID, p[0].Ticks, by[2].Ticks)
 	}
+}
+
+// TestLanesAgainstOneLane: the four-lane scan finds the same rules as the
+// one-lane scan for patterns planted at every offset around the lane
+// boundaries, in buffers of every length from laneMin to laneMin+70.
+func TestLanesAgainstOneLane(t *testing.T) {
+	var text strings.Builder
+	pats := []string{"q", "xy", "abcdefghij", "0123456789abcdefghijklmnopqrstuvwxyz", "zz9"}
+	for i, p := range pats {
+		fmt.Fprintf(&text, "alert tcp any any -> any any (msg:\"p%d\"; content:\"%s\"; nocase; sid:%d;)\n", i, p, i+1)
+	}
+	s := load(t, text.String())
+	defer func() { useLanes = true }()
+	out := make([]*Rule, 0, 8)
+	sids := func(in *Input, lanes bool) string {
+		useLanes = lanes
+		out = s.Match(in, out)
+		var b strings.Builder
+		for _, r := range out {
+			fmt.Fprintf(&b, "%d,", r.SID)
+		}
+		return b.String()
+	}
+	checked := 0
+	for n := laneMin; n < laneMin+70; n++ {
+		for _, p := range pats {
+			if len(p) > n {
+				continue
+			}
+			q := n / 4
+			for _, center := range []int{q, 2 * q, 3 * q, n - len(p)} {
+				for at := max(0, center-len(p)-2); at <= min(n-len(p), center+2); at++ {
+					data := bytes.Repeat([]byte{'.'}, n)
+					copy(data[at:], strings.ToUpper(p))
+					in := pay(string(data))
+					if one, four := sids(in, false), sids(in, true); one != four || one == "" {
+						t.Fatalf("n=%d %q at %d: one lane %q, four lanes %q", n, p, at, one, four)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	t.Logf("%d placements agree", checked)
 }
