@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -99,18 +98,35 @@ func serve(args []string) {
 		go func() {
 			for {
 				c, err := ln.Accept()
-				if err != nil {
-					log.Fatal(err)
+				if err != nil { // e.g. out of file descriptors: keep the held flows
+					log.Printf("echo: %v", err)
+					time.Sleep(10 * time.Millisecond)
+					continue
 				}
-				go func() {
-					defer c.Close()
-					io.Copy(c, c)
-				}()
+				go echo(c)
 			}
 		}()
 	}
 	log.Printf("serving http=%s echo=%s", *httpAddr, *echoAddr)
 	select {}
+}
+
+// echo writes back what c reads until c ends. Not io.Copy(c, c): that
+// splices through a pipe, three descriptors per flow instead of one.
+func echo(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func get(args []string) {
@@ -211,21 +227,44 @@ func rr(args []string) {
 func hold(args []string) {
 	fs := flag.NewFlagSet("hold", flag.ExitOnError)
 	n := fs.Int("n", 10000, "connections")
-	dur := fs.Duration("for", 10*time.Minute, "hold them this long")
+	dur := fs.Duration("for", 10*time.Minute, "hold them this long once all are open")
 	every := fs.Duration("every", 10*time.Second, "each connection sends a few bytes this often")
 	fs.Parse(args)
 	addr := fs.Arg(0)
-	var open, dialFailed, broken, rounds atomic.Int64
+
+	// Open them, 16 at a time, each with a few attempts.
+	conns := make([]net.Conn, *n)
+	var dialFailed atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(*n); i = next.Add(1) - 1 {
+				var err error
+				for range 3 {
+					if conns[i], err = net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+						break
+					}
+				}
+				if err != nil {
+					if dialFailed.Add(1) <= 3 {
+						log.Printf("dial: %v", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	log.Printf("holding %d connections (%d failed to open) after %.1fs", int64(*n)-dialFailed.Load(), dialFailed.Load(), time.Since(start).Seconds())
+
+	var broken, rounds atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := range *n {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			dialFailed.Add(1)
+	for i, c := range conns {
+		if c == nil {
 			continue
 		}
-		open.Add(1)
 		// Spread the trickle evenly over the period.
 		phase := time.Duration(i) * *every / time.Duration(*n)
 		wg.Go(func() {
@@ -245,9 +284,9 @@ func hold(args []string) {
 					_, err = io.ReadFull(c, buf)
 				}
 				if err != nil {
-					if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == nil {
-						broken.Add(1)
-						open.Add(-1)
+					broken.Add(1)
+					if broken.Load() <= 3 {
+						log.Printf("flow broken: %v", err)
 					}
 					return
 				}
@@ -260,7 +299,6 @@ func hold(args []string) {
 			}
 		})
 	}
-	log.Printf("holding %d connections (%d failed to open)", open.Load(), dialFailed.Load())
 	wg.Wait()
 	fmt.Printf("opened %d dial_failed %d broken %d rounds %d\n", int64(*n)-dialFailed.Load(), dialFailed.Load(), broken.Load(), rounds.Load())
 }
