@@ -1,6 +1,6 @@
 // Package contentenc decodes HTTP Content-Encoding (and Transfer-Encoding
 // codings other than chunked) for the antivirus: gzip / x-gzip, deflate (zlib
-// or raw deflate, as browsers accept both), br (brotli) and identity, stacked
+// or raw deflate, as browsers accept both), br (brotli), zstd and identity, stacked
 // up to Limits.MaxLayers, with decompression-bomb limits.
 //
 // Contract:
@@ -22,7 +22,7 @@
 //     per layer; output at most 1000x the input once past 1 MiB. The first
 //     error is sticky: later Writes are no-ops returning it.
 //
-// Decoders: github.com/klauspost/compress flate/gzip/zlib (already in the
+// Decoders: github.com/klauspost/compress flate/gzip/zlib/zstd (already in the
 // module graph through nats-server; unlike compress/flate it reuses its
 // Huffman tables, so Write does not allocate) and github.com/andybalholm/brotli.
 // Concatenated gzip members are decoded as one body. A truncated stream of any
@@ -45,6 +45,7 @@ import (
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Defaults for zero Limits fields.
@@ -56,6 +57,10 @@ const (
 	// highly compressible bodies (a page of spaces) pass.
 	ratioFloor = 1 << 20
 	bufSize    = 32 << 10
+	// zstdMaxWindow is RFC 9659's limit for zstd as an HTTP content coding
+	// (8 MiB); a larger window is ErrCorrupt. It is also what one zstd body
+	// can hold in memory.
+	zstdMaxWindow = 8 << 20
 )
 
 // Errors, wrapped with details.
@@ -63,7 +68,7 @@ var (
 	// ErrBomb: more layers than MaxLayers (from Init), or a layer's output
 	// passed MaxOutput, or the output/input ratio passed MaxRatio (Write/Close).
 	ErrBomb = errors.New("contentenc: decompression bomb")
-	// ErrUnsupported: a coding other than gzip, x-gzip, deflate, br, identity (Init).
+	// ErrUnsupported: a coding other than gzip, x-gzip, deflate, br, zstd, identity (Init).
 	ErrUnsupported = errors.New("contentenc: unsupported content coding")
 	// ErrCorrupt: the encoded stream is malformed (Write) or truncated (Close).
 	ErrCorrupt = errors.New("contentenc: corrupt encoded body")
@@ -82,10 +87,11 @@ const (
 	cGzip coding = iota
 	cDeflate
 	cBrotli
+	cZstd
 )
 
 func (c coding) String() string {
-	return [...]string{"gzip", "deflate", "br"}[c]
+	return [...]string{"gzip", "deflate", "br", "zstd"}[c]
 }
 
 // Decoder decodes one body. The zero value is ready for Init.
@@ -139,8 +145,10 @@ func (d *Decoder) Init(contentEncoding []byte, lim Limits, out func([]byte)) err
 			d.layers = append(d.layers, cDeflate)
 		case bytes.EqualFold(f, []byte("br")):
 			d.layers = append(d.layers, cBrotli)
+		case bytes.EqualFold(f, []byte("zstd")):
+			d.layers = append(d.layers, cZstd)
 		default:
-			d.err = fmt.Errorf("%w: %q (supported: gzip, x-gzip, deflate, br, identity)", ErrUnsupported, f)
+			d.err = fmt.Errorf("%w: %q (supported: gzip, x-gzip, deflate, br, zstd, identity)", ErrUnsupported, f)
 			return d.err
 		}
 		if len(d.layers) > lim.MaxLayers {
@@ -210,10 +218,30 @@ func (d *Decoder) start() {
 // run is the decoder goroutine: it only runs while Write or Close waits.
 func (d *Decoder) run() {
 	defer close(d.exit)
+	var zs []*zstd.Decoder
+	defer func() {
+		for _, z := range zs {
+			z.Close()
+		}
+	}()
 	var r, under io.Reader = (*source)(d), nil
 	for i := len(d.layers) - 1; i >= 0; i-- {
 		if i == 0 && len(d.layers) > 1 {
 			under = r
+		}
+		if d.layers[i] == cZstd {
+			z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(zstdMaxWindow))
+			if err != nil {
+				d.err = d.corrupt(cZstd, err)
+				return
+			}
+			zs = append(zs, z)
+			r = z
+			if i > 0 {
+				r = &limited{d: d, r: z, c: cZstd}
+			}
+			continue
 		}
 		nr, err := d.layer(d.layers[i], r)
 		if err != nil {

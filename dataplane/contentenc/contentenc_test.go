@@ -18,6 +18,7 @@ import (
 
 	"github.com/andybalholm/brotli"
 	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 func sample(n int) []byte {
@@ -46,6 +47,8 @@ func encode(t testing.TB, coding string, p []byte) []byte {
 		w, _ = flate.NewWriter(&b, flate.BestCompression)
 	case "br":
 		w = brotli.NewWriterLevel(&b, 5)
+	case "zstd":
+		w, _ = zstd.NewWriter(&b, zstd.WithEncoderConcurrency(1))
 	default:
 		t.Fatalf("no encoder %q", coding)
 	}
@@ -105,6 +108,8 @@ var cases = []tcase{
 	{"br", "br", func(t testing.TB, p []byte) []byte { return encode(t, "br", p) }},
 	{"gzip over gzip", "gzip, gzip", func(t testing.TB, p []byte) []byte { return encode(t, "gzip", encode(t, "gzip", p)) }},
 	{"deflate then br", "deflate,br", func(t testing.TB, p []byte) []byte { return encode(t, "br", encode(t, "raw", p)) }},
+	{"zstd", "zstd", func(t testing.TB, p []byte) []byte { return encode(t, "zstd", p) }},
+	{"gzip then zstd", "gzip, zstd", func(t testing.TB, p []byte) []byte { return encode(t, "zstd", encode(t, "gzip", p)) }},
 	{"identity", "identity", func(t testing.TB, p []byte) []byte { return p }},
 	{"identity, gzip", " identity , gzip ", func(t testing.TB, p []byte) []byte { return encode(t, "gzip", p) }},
 }
@@ -197,7 +202,7 @@ func TestInitErrors(t *testing.T) {
 	var d Decoder
 	for ce, want := range map[string]error{
 		"compress":            ErrUnsupported,
-		"gzip, zstd":          ErrUnsupported,
+		"gzip, exi":           ErrUnsupported,
 		"gzip,gzip,gzip,gzip": ErrBomb,
 	} {
 		err := d.Init([]byte(ce), Limits{}, func([]byte) {})
@@ -364,8 +369,12 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 		var d Decoder
 		d.Init([]byte("gzip"), Limits{}, func([]byte) {})
 		d.Write(enc[:len(enc)/2]) // running, mid-stream
-		switch i % 4 {
+		switch i % 5 {
 		case 0:
+			d.Close()
+		case 4:
+			d.Init([]byte("zstd"), Limits{}, func([]byte) {})
+			d.Write(encode(t, "zstd", plain))
 			d.Close()
 		case 1:
 			d.Init([]byte("br"), Limits{}, func([]byte) {}) // re-Init closes the old one
@@ -466,4 +475,12 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%s: split every %d changes the result: %v %v / %v %v", c.name, step%32+1, a.werr, a.cerr, b.werr, b.cerr)
 		}
 	})
+}
+
+func TestZstdBomb(t *testing.T) {
+	enc := encode(t, "zstd", make([]byte, 100<<20))
+	r := run(t, "zstd", Limits{}, enc, 1460)
+	if !errors.Is(r.werr, ErrBomb) || len(r.out) > DefaultMaxOutput {
+		t.Errorf("100 MiB of zeros in %d bytes of zstd: %v, %d bytes out", len(enc), r.werr, len(r.out))
+	}
 }
