@@ -1,6 +1,7 @@
 // Package archive unpacks containers in memory so the antivirus can scan
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
-// xz (LZMA2) and tar (ustar, GNU, pax), nested to a bounded depth.
+// xz (LZMA2), tar (ustar, GNU, pax) and 7z (copy, LZMA, LZMA2), nested to a
+// bounded depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -28,14 +29,16 @@
 // MaxTotal. CPU is bounded by MaxTotal and MaxRatio: at most MaxRatio bytes
 // are inflated per compressed byte read (past the first MiB of a member).
 //
-// What is not unpacked, and why. 7z archives are detected (SevenZip) and
-// passed to the function as members, but not opened: the one well-kept
-// pure-Go reader, github.com/bodgit/sevenzip v1.6.0, would bring eight more
-// modules into the firmware (brotli, lz4, go4, golang-lru, go-multierror,
-// x/text, bodgit/plumbing, bodgit/windows); Walk of a 7z returns nothing, so
-// the caller reports it unscannable. Zip methods other than stored, deflate
-// and bzip2 (deflate64, implode, lzma, zstd, ...) and xz filters other than
-// LZMA2 (BCJ, delta) give a member with nil data and Entry.Skipped.
+// What is not unpacked, and why. 7z is read by this package's own minimal
+// reader (sevenzip.go: folders of one copy, LZMA or LZMA2 coder, decoded
+// with github.com/ulikunitz/xz/lzma): the one well-kept pure-Go library,
+// github.com/bodgit/sevenzip v1.6.0, would bring eight more modules into the
+// firmware (brotli, lz4, go4, golang-lru, go-multierror, x/text,
+// bodgit/plumbing, bodgit/windows). 7z folders with filter chains (BCJ/BCJ2,
+// which 7-Zip puts in front of executables), PPMd or AES, zip methods other
+// than stored, deflate and bzip2 (deflate64, implode, lzma, zstd, ...) and
+// xz filters other than LZMA2 (BCJ, delta) give members with nil data and
+// Entry.Skipped (or Encrypted), for the caller to report as unscannable.
 //
 // The zip reader is this package's own (not archive/zip): it reads the
 // central directory when there is one, and falls back to the local headers
@@ -60,7 +63,7 @@ const (
 	Bzip2
 	Xz
 	Tar
-	SevenZip // detected only: not unpacked (see the package doc)
+	SevenZip
 )
 
 var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z"}
@@ -260,7 +263,7 @@ var (
 func Walk(data []byte, lim Limits, fn func(e Entry, member []byte) error) (Stats, error) {
 	w := walker{lim: lim.withDefaults(), fn: fn, inLen: int64(len(data))}
 	f := Detect(data)
-	if f == None || f == SevenZip {
+	if f == None {
 		return w.st, nil
 	}
 	err := w.walk(data, f, "", 1)
@@ -294,6 +297,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.xz(data, path, depth)
 	case Tar:
 		return w.tar(data, path, depth)
+	case SevenZip:
+		return w.sevenZip(data, path, depth)
 	}
 	return nil
 }
@@ -325,7 +330,7 @@ func (w *walker) emit(kind Format, e Entry, member []byte) error {
 	if err := w.fn(e, member); err != nil {
 		return fmt.Errorf("archive: %s: %w", quote(e.Path), err)
 	}
-	if e.Format == None || e.Format == SevenZip {
+	if e.Format == None {
 		return nil
 	}
 	err := w.walk(member, e.Format, e.Path, e.Depth+1)

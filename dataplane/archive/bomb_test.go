@@ -302,3 +302,26 @@ func TestBombOverlap(t *testing.T) {
 		})
 	}
 }
+
+// TestBomb7z: 300 MiB of zeros in a 67 KB 7z (LZMA2, made by 7-Zip):
+// stopped by its declared size, by the ratio, or by the total.
+func TestBomb7z(t *testing.T) {
+	data := readTestdata(t, "zeros-300M.7z")
+	for _, c := range []struct {
+		lim Limits
+		msg string
+	}{
+		{Limits{}, "(folder 0): size 314572800 over 67108864 bytes"}, // the header's size, before decoding
+		{Limits{MaxEntrySize: 1 << 30}, "ratio"},
+		{Limits{MaxEntrySize: 1 << 30, MaxRatio: -1, MaxTotal: 32 << 20}, "total unpacked"},
+	} {
+		var err error
+		peak, total := peakHeap(func() {
+			_, err = Walk(data, c.lim, func(Entry, []byte) error { return nil })
+		})
+		if !errors.Is(err, ErrBomb) || !strings.Contains(err.Error(), c.msg) {
+			t.Fatalf("%+v: err %v, want ErrBomb with %q", c.lim, err, c.msg)
+		}
+		t.Logf("%v; peak heap %.1f MiB, allocated %.1f MiB", err, float64(peak)/(1<<20), float64(total)/(1<<20))
+	}
+}

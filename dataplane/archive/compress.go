@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,14 +63,14 @@ func (w *walker) inflate(kind Format, name string, r io.Reader, in *counter, hin
 		n, err := r.Read(chunk)
 		buf = buf[:len(buf)+n]
 		out := int64(len(buf))
-		if out > limit {
-			return nil, fmt.Errorf("%w: %s member %s: size over %d bytes", ErrBomb, kind, quote(name), limit)
+		if w.st.Bytes+out > w.lim.MaxTotal {
+			return nil, fmt.Errorf("%w: %s member %s: total unpacked %d bytes over %d", ErrBomb, kind, quote(name), w.st.Bytes+out, w.lim.MaxTotal)
 		}
 		if w.lim.MaxRatio > 0 && out > ratioFloor && out > int64(w.lim.MaxRatio)*max(in.n, 1) {
 			return nil, fmt.Errorf("%w: %s member %s: ratio %d:1 over %d", ErrBomb, kind, quote(name), out/max(in.n, 1), w.lim.MaxRatio)
 		}
-		if w.st.Bytes+out > w.lim.MaxTotal {
-			return nil, fmt.Errorf("%w: %s member %s: total unpacked %d bytes over %d", ErrBomb, kind, quote(name), w.st.Bytes+out, w.lim.MaxTotal)
+		if out > limit {
+			return nil, fmt.Errorf("%w: %s member %s: size over %d bytes", ErrBomb, kind, quote(name), limit)
 		}
 		if err == io.EOF {
 			return buf, nil
@@ -96,12 +97,14 @@ func (w *walker) gzip(data []byte, parent string, depth int) error {
 			name = path.Base(zr.Name)
 		}
 	}
+	// The trailer's ISIZE (size mod 4 GiB) sizes the first buffer.
+	hint := int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
 	var out []byte
 	var rerr error
 	for {
 		zr.Multistream(false)
 		var part []byte
-		part, rerr = w.inflateMore(Gzip, name, zr, in, out)
+		part, rerr = w.inflateMore(Gzip, name, zr, in, out, hint)
 		out = part
 		if rerr != nil {
 			break
@@ -129,9 +132,9 @@ func (w *walker) gzip(data []byte, parent string, depth int) error {
 
 // inflateMore appends the next gzip member's output to prev under the
 // limits (the member size limit applies to the whole stream).
-func (w *walker) inflateMore(kind Format, name string, r io.Reader, in *counter, prev []byte) ([]byte, error) {
+func (w *walker) inflateMore(kind Format, name string, r io.Reader, in *counter, prev []byte, hint int64) ([]byte, error) {
 	if prev == nil {
-		return w.inflate(kind, name, r, in, 0)
+		return w.inflate(kind, name, r, in, hint)
 	}
 	saved := w.lim.MaxEntrySize
 	w.lim.MaxEntrySize -= int64(len(prev))
