@@ -176,6 +176,9 @@ func TestRetention(t *testing.T) {
 	now := time.Now()
 	m, err := Start(Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0", Retention: 24 * time.Hour,
 		Now: func() time.Time { return now }, Logger: testLogger(&logs)})
+	if err == nil {
+		clients.Store(m.PortalURL(), login(t, m, &logs))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -33,12 +36,78 @@ func start(t *testing.T, dir, natsListen string, offline time.Duration, logs io.
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sb, ok := logs.(*syncBuf); ok {
+		clients.Store(m.PortalURL(), login(t, m, sb))
+	}
 	return m
+}
+
+// clients holds a logged-in client per portal base URL.
+var clients sync.Map
+
+const testPassword = "correct horse battery"
+
+var (
+	setupRE = regexp.MustCompile(`setup_url="?([^"\s]+)`)
+	csrfRE  = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+)
+
+// login sets the admin password through the one-time setup URL the
+// monitor logged (or, when it is set already, logs in) and returns a
+// client holding the session cookie.
+func login(t *testing.T, m *Monitor, logs *syncBuf) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	base := m.PortalURL()
+	form := func(page string) string {
+		resp, err := c.Get(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mm := csrfRE.FindSubmatch(b)
+		if resp.StatusCode != 200 || mm == nil {
+			t.Fatalf("GET %s: %s, no form:\n%s", page, resp.Status, b)
+		}
+		return string(mm[1])
+	}
+	post := func(page string, v url.Values) {
+		resp, err := c.PostForm(page, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Request.URL.Path != "/" {
+			t.Fatalf("POST %s: %s at %s\n%s", page, resp.Status, resp.Request.URL, b)
+		}
+	}
+	all := setupRE.FindAllStringSubmatch(logs.String(), -1)
+	if m.auth.setup != "" && len(all) > 0 {
+		setup := all[len(all)-1][1]
+		u, _ := url.Parse(setup)
+		csrf := form(base + "setup?" + u.RawQuery)
+		post(base+"setup", url.Values{"csrf": {csrf}, "token": {u.Query().Get("token")}, "password": {testPassword}, "confirm": {testPassword}})
+		return c
+	}
+	csrf := form(base + "login")
+	post(base+"login", url.Values{"csrf": {csrf}, "user": {"admin"}, "password": {testPassword}})
+	return c
 }
 
 func fetch(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	c := http.DefaultClient
+	clients.Range(func(k, v any) bool {
+		if strings.HasPrefix(url, k.(string)) {
+			c = v.(*http.Client)
+			return false
+		}
+		return true
+	})
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +277,7 @@ func TestPortalAndHealth(t *testing.T) {
 	}
 
 	page := get(t, base)
-	for _, want := range []string{"office-1", ">online<", `class="s3"`, "★★★", "EICAR-Test-File", "/eicar.com", `http-equiv="refresh" content="2"`,
+	for _, want := range []string{"office-1", ">online<", `class="s3"`, "★★★", "EICAR-Test-File", "/eicar.com", `http-equiv="refresh" content="10"`,
 		"&lt;script&gt;alert(1)&lt;/script&gt;"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("portal page lacks %q", want)

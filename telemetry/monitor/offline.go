@@ -111,6 +111,9 @@ func (m *Monitor) backOnline(b Box, now time.Time) {
 // stored is called once for every record newly in the store, with
 // m.handling held: it feeds the mailer and the metrics.
 func (m *Monitor) stored(rec Record) {
+	if s := rec.Event.Stars; s >= 1 && s <= 3 {
+		m.stars[s].Add(1)
+	}
 	if m.mailer != nil && notify.Wanted(rec.Event) {
 		m.mailer.Mail(rec.Event, rec.Seq)
 	}

@@ -67,6 +67,9 @@ type Config struct {
 	// Retention is how long alerts are kept (by event time); a daily
 	// sweep deletes older ones. Default 6 months (183 days).
 	Retention time.Duration
+	// TLSCert and TLSKey, when set, serve the portal over HTTPS (and its
+	// cookies Secure).
+	TLSCert, TLSKey string
 	// PublicURL is the portal's address as people reach it (links in
 	// mails and reports); default the listening address.
 	PublicURL string
@@ -83,6 +86,8 @@ type Monitor struct {
 	hbSub  *nats.Subscription
 	st     *store
 	mailer *notify.Mailer
+	auth   *auth
+	stars  [4]atomic.Uint64 // records stored since start, by stars
 	http   *http.Server
 	ln     net.Listener
 
@@ -212,6 +217,7 @@ func Start(cfg Config) (*Monitor, error) {
 	go m.retentionLoop()
 	ok = true
 	m.log.Info("monitor ready", "nats", url, "portal", m.PortalURL(), "data", cfg.DataDir)
+	m.logSetup()
 	return m, nil
 }
 
@@ -271,7 +277,12 @@ func (m *Monitor) NATSURL() string {
 }
 
 // PortalURL returns the portal's base URL, ending in "/".
-func (m *Monitor) PortalURL() string { return "http://" + m.ln.Addr().String() + "/" }
+func (m *Monitor) PortalURL() string {
+	if m.cfg.TLSCert != "" {
+		return "https://" + m.ln.Addr().String() + "/"
+	}
+	return "http://" + m.ln.Addr().String() + "/"
+}
 
 // publicURL is Config.PublicURL, or PortalURL, ending in "/".
 func (m *Monitor) publicURL() string {

@@ -164,21 +164,6 @@ func (s *store) alerts(since uint64, max int) ([]Record, error) {
 	return out, err
 }
 
-// latest returns the newest n alerts, newest first.
-func (s *store) latest(n int) ([]Record, error) {
-	var out []Record
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAlerts).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
-			var r Record
-			if err := json.Unmarshal(v, &r); err == nil {
-				out = append(out, r)
-			}
-		}
-		return nil
-	})
-	return out, err
-}
 
 // heartbeat records hb, received at at. It reports whether the box is new
 // or was not heard from before (its first heartbeat is saved at once), and

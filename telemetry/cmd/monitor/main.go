@@ -4,8 +4,13 @@
 //
 //	monitor [--data DIR] [--nats-listen HOST:PORT | --nats-url URL]
 //	        [--http HOST:PORT] [--offline-after 5m] [--public-url URL]
+//	        [--retention 4392h] [--tls-cert FILE --tls-key FILE]
 //	        [--smtp HOST:PORT --mail-from ADDR --boxes FILE [--smtp-starttls MODE]
 //	         [--smtp-user USER] [--mail-per-hour 10] [--mail-dedupe 1h]]
+//
+// The portal has no default password: while none is set, the monitor logs a
+// one-time setup URL (setup_url=...) on stderr; open it to set the admin
+// password.
 //
 // It logs to stderr (slog text), one line per received alert, and stops
 // cleanly on SIGINT or SIGTERM. A restart with the same --data keeps every
@@ -34,6 +39,9 @@ func main() {
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use the external NATS (with JetStream) at `url` instead of the embedded server")
 	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "portal `address`")
 	fs.DurationVar(&cfg.OfflineAfter, "offline-after", monitor.DefaultOfflineAfter, "a box without a heartbeat for this `long` is offline: a ★★ alert and a mail")
+	fs.DurationVar(&cfg.Retention, "retention", monitor.DefaultRetention, "keep alerts this `long` (a daily sweep deletes older ones)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the portal over HTTPS with this certificate `file` (PEM; with --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` (PEM) for --tls-cert")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the portal's `URL` as people reach it, for links in mails (default: the --http address)")
 	var mc notify.Config
 	var boxes string
@@ -62,6 +70,10 @@ func main() {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "monitor: unexpected argument %q (see monitor -h)\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		fmt.Fprintln(os.Stderr, "monitor: --tls-cert and --tls-key go together")
 		os.Exit(2)
 	}
 	if cfg.OfflineAfter <= 0 {

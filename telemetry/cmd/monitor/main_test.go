@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -85,9 +87,52 @@ func (p *proc) stop(t *testing.T) string {
 	return strings.Join(rest, "\n")
 }
 
+var (
+	setupRE = regexp.MustCompile(`setup_url="?([^"\s]+)`)
+	csrfRE  = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+	client  = http.DefaultClient
+)
+
+const password = "binary test password"
+
+// login sets the password through the setup URL on stderr (first run) or
+// logs in, and makes get use the session.
+func (p *proc) login(t *testing.T, first bool) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client = &http.Client{Jar: jar}
+	t.Cleanup(func() { client = http.DefaultClient })
+	page, v := p.portal+"login", url.Values{"user": {"admin"}, "password": {password}}
+	if first {
+		timeout := time.After(20 * time.Second)
+		for page == p.portal+"login" {
+			select {
+			case l := <-p.lines:
+				if m := setupRE.FindStringSubmatch(l); m != nil {
+					u, _ := url.Parse(m[1])
+					page = p.portal + "setup"
+					v = url.Values{"token": {u.Query().Get("token")}, "password": {password}, "confirm": {password}}
+				}
+			case <-timeout:
+				t.Fatal("no setup URL on stderr")
+			}
+		}
+	}
+	form := get(t, page+"?token="+v.Get("token"))
+	v.Set("csrf", csrfRE.FindStringSubmatch(form)[1])
+	resp, err := client.PostForm(page, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" {
+		t.Fatalf("POST %s: %s", page, resp.Status)
+	}
+}
+
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +150,7 @@ func TestBinary(t *testing.T) {
 	dir := t.TempDir()
 	args := "--data " + dir + " --nats-listen 127.0.0.1:-1 --http 127.0.0.1:0 --offline-after 1m"
 	p := run(t, args)
+	p.login(t, true)
 	if get(t, p.portal+"healthz") != "ok" {
 		t.Fatal("not healthy")
 	}
@@ -140,6 +186,7 @@ func TestBinary(t *testing.T) {
 	}
 
 	p = run(t, "--data "+dir+" --nats-listen 127.0.0.1:-1 --http 127.0.0.1:0 --offline-after 1m")
+	p.login(t, false)
 	if a := get(t, p.portal+"api/alerts"); !strings.Contains(a, "bin-1-a-1") {
 		t.Fatalf("alert lost across a restart: %s", a)
 	}
