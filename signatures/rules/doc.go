@@ -57,15 +57,29 @@
 //
 // Matching: every rule is indexed under the buffer of its fast pattern
 // (the content marked fast_pattern, chopped by fast_pattern:offset,length,
-// else its longest positive content); each buffer's rules are compiled into
-// one Aho-Corasick DFA over case-folded byte classes (prefilter.go, ac.go).
-// Match runs each present buffer through its automaton once (one table load
-// per byte, whatever the number of rules), then verifies the rules of the
-// confirmed patterns in load order: protocol and flow, header, every
-// content list. Rules without a positive content are keyed by their
-// narrower address list when they have one (iponly.go: binary search over
+// else its longest positive content), and within the buffer by transport
+// (TCP, UDP, other) and direction (to server, to client), as Suricata's
+// signature group heads; each such bucket's rules are compiled into one
+// Aho-Corasick DFA over case-folded byte classes (prefilter.go, ac.go).
+// Match runs each present buffer through its variant's automaton once (one
+// table load per byte, whatever the number of rules; buffers of 256 bytes
+// or more as four interleaved lanes), then verifies the rules of the
+// confirmed patterns in load order: protocol and flow, header, packet
+// keywords, every content list. Rules without a positive content are
+// keyed by their narrower address list when they have one (iponly.go: binary search over
 // IPv4 segments, as Suricata's IP-only engine; ET Open's ~1,200 reputation
-// rules), the rest grouped by protocol and application. Match does not allocate once the Input has its scratch
-// (made on its first Match); one Set serves many goroutines, one Input
-// each. Set.EnableProfiling counts per rule checks, matches and time.
+// rules), the rest grouped by protocol and application.
+//
+// Cost (BenchmarkMix*, a 2-core EPYC shared with other jobs, so read the
+// ratios): on the HTTP/DNS/TLS mix, all ET Open rules take ~5.6 us per
+// inspection against ~35 ns for one header-only rule and ~1.6-2.2 us for
+// 1,000 rules; the scan is ~1-2 ns per buffer byte. Through the whole
+// engine (dataplane/replay BenchmarkEngineMix*: decode, flow, reassembly,
+// HTTP/DNS/TLS parsing, matching) all rules cost ~2.3-2.8x one rule per
+// packet. Loading all of ET Open takes ~0.7-0.9 s and keeps ~93 MB of heap,
+// 32 MB of it automata.
+//
+// Match does not allocate once the Input has its scratch (made on its
+// first Match); one Set serves many goroutines, one Input each.
+// Set.EnableProfiling counts per rule checks, matches and time.
 package rules

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -416,7 +419,10 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("rule line %d outside 1..%d", r.Line, lines)
 			}
 		}
-		for _, in := range []*Input{httpReq("/a", "b"), bufIn(BufPayload, text, 6, ""), bufIn(BufDNSQuery, text, 17, "dns")} {
+		facts := bufIn(BufPayload, text, 6, "http")
+		facts.StreamBytesToServer, facts.StreamBytesToClient, facts.TLSVersion, facts.TLSState, facts.IPID = 100, 5000, 0x0300, TLSServerHello, 31337
+		facts.File = &FileFacts{Name: "a.exe", Ext: "exe", Magic: "PE32 executable", Size: 1000, Complete: true}
+		for _, in := range []*Input{httpReq("/a", "b"), bufIn(BufPayload, text, 6, ""), bufIn(BufDNSQuery, text, 17, "dns"), facts} {
 			for _, r := range s.Match(in, nil) {
 				if r == nil {
 					t.Fatal("nil rule matched")
@@ -555,5 +561,38 @@ func TestPrefilterNoFalseNegative(t *testing.T) {
 	}
 	if hits < 100 {
 		t.Fatalf("only %d hits: the test does not exercise matching", hits)
+	}
+}
+
+// TestFuzzSeedsCoverKeywords: the parser's fuzz corpus (testdata/fuzz/
+// FuzzParse) uses every keyword the parser knows, so fuzzing starts from
+// each handler.
+func TestFuzzSeedsCoverKeywords(t *testing.T) {
+	files, err := filepath.Glob("testdata/fuzz/FuzzParse/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no seeds in testdata/fuzz/FuzzParse: %v", err)
+	}
+	var corpus strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[1], "string("), ")\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		corpus.WriteString(s)
+	}
+	text := corpus.String()
+	var missing []string
+	for k := range keywords {
+		if !regexp.MustCompile(`(^|[;( ])` + regexp.QuoteMeta(k) + `\s*[:;]`).MatchString(text) {
+			missing = append(missing, k)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("no seed in testdata/fuzz/FuzzParse uses %v", missing)
 	}
 }
