@@ -178,6 +178,7 @@ func TestFormats(t *testing.T) {
 				"dir/sub/deep.txt d=1 none size=5 \"deep\\n\"\nhello.txt d=1 none size=9 \"hello 7z\\n\""},
 		{"7z copy", readTestdata(t, "copy.7z"), `hello.txt d=1 none size=9 "hello 7z\n"`},
 		{"7z encrypted", readTestdata(t, "encrypted.7z"), `hello.txt d=1 none size=9 encrypted`},
+		{"7z encrypted headers", readTestdata(t, "encrypted-headers.7z"), `(encrypted 7z headers) d=1 none size=0 encrypted`},
 		{"7z BCJ filter", readTestdata(t, "bcj.7z"), `hello.txt d=1 none size=9 "hello 7z\n"`},
 		{"7z PPMd", readTestdata(t, "ppmd.7z"), `hello.txt d=1 none size=9 skipped=7z coder 030401 not supported`},
 		{"7z BCJ2", readTestdata(t, "bcj2.7z"), `hello.txt d=1 none size=9 skipped=7z coder chain of 4 (030101, 0303011b) not supported`},

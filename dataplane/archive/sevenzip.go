@@ -321,6 +321,11 @@ func (w *walker) sevenZip(data []byte, parent string, depth int) error {
 		if errors.Is(err, ErrBomb) {
 			return err
 		}
+		if skip == "encrypted" {
+			// Names and members are behind the password: one encrypted
+			// member stands for them all.
+			return w.emit(SevenZip, Entry{Path: join(parent, "(encrypted 7z headers)"), Depth: depth, Encrypted: true}, nil)
+		}
 		if err != nil || skip != "" {
 			return fmt.Errorf("%w: 7z %s: header: %v%s", ErrCorrupt, quote(parent), err, skip)
 		}
