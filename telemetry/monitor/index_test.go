@@ -72,7 +72,9 @@ func TestQueryFilters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.db.NoSync = true // test data only
 	all := fill(t, st, 600)
+	st.db.NoSync = false
 	// Drop the index as an old store would lack it; reopening rebuilds it.
 	st.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketIndex) })
 	st.close()

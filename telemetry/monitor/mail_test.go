@@ -49,4 +49,20 @@ func TestMonitorMails(t *testing.T) {
 	if n := len(srv.Mails()); n != 2 {
 		t.Fatalf("%d mails, want 2", n)
 	}
+
+	// /metrics (no login) counts what happened.
+	want := []string{`utm_monitor_alerts_stored_total{stars="3"} 1`, `utm_monitor_alerts_stored_total{stars="2"} 2`,
+		`utm_monitor_alerts_stored_total{stars="1"} 0`, `utm_monitor_boxes{state="offline"} 1`, `utm_monitor_boxes{state="online"} 0`,
+		`utm_monitor_consumer_lag 0`, `utm_monitor_mails_total{result="sent"} 2`, `utm_monitor_mails_total{result="deduped"} 0`,
+		`utm_monitor_box_heartbeat_age_seconds{box="office-5"} `, "# TYPE utm_monitor_alerts_stored_total counter"}
+	var body string
+	waitFor(t, "metrics", func() bool {
+		_, body = fetch(t, m.PortalURL()+"metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false
+			}
+		}
+		return true
+	})
 }
