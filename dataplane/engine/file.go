@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"net/http"
 	"sync"
 
+	"github.com/openutm/utm/dataplane/filetype"
 	"github.com/openutm/utm/dataplane/http1"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
@@ -110,7 +110,7 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.State = "TRUNCATED"
 	}
 	if len(data) > 0 {
-		info.Magic = http.DetectContentType(data)
+		info.Magic = filetype.Detect(data[:min(len(data), filetype.HeadSize)]).Name
 	}
 	if f.rangeFrom > 0 {
 		// A Range response: a piece of a file; its start is elsewhere.

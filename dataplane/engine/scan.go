@@ -62,7 +62,10 @@ func (e *Engine) scan(b *bundle.Bundle, data []byte) scanResult {
 	case errors.Is(err, archive.ErrBomb):
 		e.stats.ArchiveBombs.Add(1)
 		r.unscannable = "decompression limit exceeded: " + err.Error()
-	case errors.Is(err, archive.ErrCorrupt):
+	case errors.Is(err, archive.ErrCorrupt), st.Skipped > 0:
+		// A damaged container, or members in a method the unpacker does
+		// not know (zip deflate64/implode, 7z PPMd): what was read is
+		// scanned, the rest is reported partially scanned.
 		r.partial = true
 	case st.Encrypted > 0:
 		e.stats.ArchiveEncrypted.Add(1)
