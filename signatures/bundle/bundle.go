@@ -51,7 +51,14 @@ type Bundle struct {
 	AVErrors   []av.LoadError
 	Intel      *intel.Set
 	IntelStats intel.Stats
+	IntelFiles []IntelFile // what each configured file added (the default list is in IntelStats only)
 	Loaded     time.Time
+}
+
+// IntelFile is what one threat-intel file contributed.
+type IntelFile struct {
+	Path  string
+	Stats intel.Stats // Format, counts by kind, bad lines with examples
 }
 
 // Options adds files to the default bundle.
@@ -119,11 +126,8 @@ func Load(opts Options) (*Bundle, error) {
 			return nil, fmt.Errorf("bundle: %w (check signatures.intel_files)", err)
 		}
 		all = append(all, s)
-		b.IntelStats.Domains += st.Domains
-		b.IntelStats.IPs += st.IPs
-		b.IntelStats.CIDRs += st.CIDRs
-		b.IntelStats.Skipped += st.Skipped
-		b.IntelStats.Bad += st.Bad
+		b.IntelStats.Add(st)
+		b.IntelFiles = append(b.IntelFiles, IntelFile{Path: f, Stats: st})
 	}
 	if len(all) == 1 {
 		b.Intel = in

@@ -201,6 +201,13 @@ func loadBundle(log *slog.Logger, f flags, sig config.Signatures) (*bundle.Bundl
 	for _, le := range b.RuleErrors {
 		log.Warn("rule skipped", "where", fmt.Sprintf("%s:%d", le.File, le.Line), "reason", le.Reason)
 	}
+	for _, f := range b.IntelFiles {
+		st := f.Stats
+		log.Info("threat intel loaded", "file", f.Path, "format", st.Format, "indicators", st.Indicators(), "duplicates", st.Duplicates, "skipped", st.Skipped, "bad_lines", st.Bad)
+		for _, p := range st.Problems {
+			log.Warn("threat intel line skipped", "where", fmt.Sprintf("%s:%d", p.File, p.Line), "reason", p.Reason)
+		}
+	}
 	log.Info("signatures loaded", "version", b.Version, "rules", b.Rules.Len(), "rules_rejected", len(b.RuleErrors), "intel", b.Intel.Len())
 	return b, nil
 }
