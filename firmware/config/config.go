@@ -81,6 +81,10 @@ type Engine struct {
 	MaxFlows        int  `json:"max_flows"`
 	MaxScanSize     int  `json:"max_scan_size"`
 	MalformedAccept bool `json:"malformed_accept"`
+	// BlockUnscannable rejects files the antivirus cannot look into
+	// (decompression bombs, encrypted archive members); by default they
+	// pass with a ★★ "unscannable" alert.
+	BlockUnscannable bool `json:"block_unscannable,omitempty"`
 	// DNSBlock is what a DNS query for a domain on the threat-intel list
 	// gets: "alert" (let through, ★★; the connection to the address is
 	// blocked, ★★★), "nxdomain" (answered NXDOMAIN by the box, ★★★) or
