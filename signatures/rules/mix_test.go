@@ -165,6 +165,22 @@ func etSubset(all *Set, n int) *Set {
 func TestETOpenMixAgainstBruteForce(t *testing.T) {
 	s := etOpen(t)
 	mix := trafficMix()
+	// Beyond the benchmark's mix, every prefilter variant: ICMP, ICMPv6
+	// and GRE payloads, and each TCP/UDP input with its direction flipped.
+	for i, proto := range []uint8{1, 58, 47} {
+		for _, toServer := range []bool{true, false} {
+			in := &Input{Proto: proto, Src: netip.MustParseAddr("192.168.1.23"), Dst: netip.MustParseAddr("93.184.216.34"),
+				ToServer: toServer, ICMPType: 8, PayloadLen: 64}
+			in.Buf[BufPayload] = []byte(strings.Repeat("abcdefghijklmnopqrstuvwabcdefghi", 2+i*10))
+			mix = append(mix, in)
+		}
+	}
+	for _, in := range trafficMix() {
+		if in.Proto == 6 || in.Proto == 17 {
+			in.ToServer = !in.ToServer
+			mix = append(mix, in)
+		}
+	}
 	out := make([]*Rule, 0, 64)
 	matched := 0
 	for i, in := range mix {
