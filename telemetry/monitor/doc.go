@@ -44,9 +44,26 @@
 // Resolved in the same transaction. The open offline alert is kept in the
 // box registry, so it survives a monitor restart.
 //
-// HTTP: GET / (portal page, refreshes every 2 s), GET /api/alerts
-// (?since=N), GET /api/boxes, GET /healthz.
+// Mail (Config.Mail, package notify): every newly stored ★★★ alert and
+// every box offline alert goes to the mailer, which dedupes, rate-limits
+// and sends in the background; links point at Config.PublicURL.
 //
-// Cost: one bbolt write transaction (one fsync) per new alert; the monitor
-// is off every box's packet path.
+// Portal (html/template, no script, no external resource; works offline):
+// GET / boxes with health and counters, a chart of the last 7 days and the
+// latest alerts; GET /alerts with filters stars, box, kind, from, to and
+// page; GET /alerts/{seq} every stored field of one alert;
+// GET /boxes/{box}/report?month=YYYY-MM the monthly report (counts by
+// stars and kind, top threats and signatures, alerts per day, offline
+// periods) and report.pdf, printed by headless Chromium. JSON:
+// GET /api/alerts (?since=N, oldest first) and /api/boxes. All of these
+// need a login (see auth.go: no default password, a one-time setup URL is
+// logged on stderr, PBKDF2 hashes, SameSite=Strict HttpOnly session
+// cookies, CSRF tokens, a failed-login limit). Open without login:
+// /login, /setup (with its token), GET /healthz, GET /metrics
+// (Prometheus: alerts stored by stars, boxes online/offline, heartbeat
+// age per box, consumer lag, mails by outcome).
+//
+// Cost: one bbolt write transaction (one fsync) per new alert, its three
+// index entries included; portal queries walk index keys and decode only
+// the records shown. The monitor is off every box's packet path.
 package monitor

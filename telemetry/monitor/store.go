@@ -164,7 +164,6 @@ func (s *store) alerts(since uint64, max int) ([]Record, error) {
 	return out, err
 }
 
-
 // heartbeat records hb, received at at. It reports whether the box is new
 // or was not heard from before (its first heartbeat is saved at once), and
 // returns the box as it was before.

@@ -127,7 +127,10 @@ func (s *Session) call(method, path string, body any, out any) {
 }
 
 // Go opens url.
-func (s *Session) Go(url string) { s.t.Helper(); s.call("POST", "/url", map[string]string{"url": url}, nil) }
+func (s *Session) Go(url string) {
+	s.t.Helper()
+	s.call("POST", "/url", map[string]string{"url": url}, nil)
+}
 
 // URL returns the current address.
 func (s *Session) URL() string {
@@ -175,10 +178,16 @@ func (s *Session) Type(el, text string) {
 }
 
 // Clear empties an input.
-func (s *Session) Clear(el string) { s.t.Helper(); s.call("POST", "/element/"+el+"/clear", struct{}{}, nil) }
+func (s *Session) Clear(el string) {
+	s.t.Helper()
+	s.call("POST", "/element/"+el+"/clear", struct{}{}, nil)
+}
 
 // Click clicks the element.
-func (s *Session) Click(el string) { s.t.Helper(); s.call("POST", "/element/"+el+"/click", struct{}{}, nil) }
+func (s *Session) Click(el string) {
+	s.t.Helper()
+	s.call("POST", "/element/"+el+"/click", struct{}{}, nil)
+}
 
 // Text returns the element's rendered text.
 func (s *Session) Text(el string) string {
