@@ -12,8 +12,9 @@
 // alert.Event (box, time, signature, summary, source and destination
 // addresses, host, URL, file name, SHA-256, threat) and a portal link,
 // never from the event as a whole, so nothing else a box sends can reach a
-// mailbox. Control characters in those fields are replaced by spaces
-// (no header injection).
+// mailbox. Control and format characters (line breaks, bidi overrides) in
+// those fields are replaced by spaces: no header injection, no spoofed
+// file names.
 //
 // Flood control: the same box, signature id, source and destination
 // within Config.DedupeWindow (default 1 hour) is mailed once; a box gets
@@ -497,7 +498,7 @@ func (m *Mailer) render(msg Message) []byte {
 // clean makes s one line of at most n runes without control characters.
 func clean(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
 			return ' '
 		}
 		return r
