@@ -250,6 +250,7 @@ func BenchmarkScan1MBReversingLabs(b *testing.B) {
 	data := make([]byte, 1<<20)
 	rand.New(rand.NewSource(1)).Read(data)
 	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := s.Scan(data); err != nil {

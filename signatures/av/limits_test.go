@@ -148,7 +148,7 @@ rule Path_Rule { condition: filepath contains "attachments/" and filetype == "te
 // TestLimits covers MaxFileSize (partially scanned), MaxDepth, the
 // timeout and the unscannable policy, with their counters.
 func TestLimits(t *testing.T) {
-	slow := `rule Slow { condition: uint8(0) == 0x01 and for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != 0xff or uint8(j) != 0xfe ) ) }`
+	slow := `rule Slow { condition: uint8(0) == 0x01 and for all i in (0..filesize) : ( for all j in (0..filesize) : ( for all k in (0..filesize) : ( uint8(i) != 0xff or uint8(j) != 0xfe or uint8(k) != 0xfd ) ) ) }`
 	s, err := New(Options{
 		YaraSources: map[string][]byte{"eicar.yar": []byte(eicarRule), "slow.yar": []byte(slow)},
 		MaxFileSize: 4096, MaxDepth: 2, Timeout: time.Second, Unscannable: PolicyBlock,
@@ -166,17 +166,22 @@ func TestLimits(t *testing.T) {
 	if err != nil || r.Malicious || r.Verdict != VerdictPartial || r.Scanned != 4096 || r.Block(PolicyBlock) {
 		t.Fatalf("EICAR past the limit: %+v %v, want partially-scanned, not blocked", r, err)
 	}
-	r, err = s.ScanWith(eicar, ScanMeta{Name: "a.zip/b.zip/c.zip/eicar.com", Depth: 3})
+	deep := ScanMeta{Name: "a.zip/b.zip/c.zip/x.com", Depth: 3}
+	r, err = s.ScanWith(append(pad(10), eicar...), deep)
 	if !errors.Is(err, ErrTooDeep) || r.Verdict != VerdictUnscanned || !r.Block(PolicyBlock) || r.Block(PolicyAllow) {
 		t.Fatalf("depth 3 of 2: %+v %v", r, err)
 	}
-	// The slow rule needs filesize² steps: libyara gives up after 1 s.
+	// The hash lists still see a file too deep for YARA.
+	if r, err = s.ScanWith(eicar, deep); err != nil || r.Rule != "builtin" {
+		t.Fatalf("EICAR at depth 3: %+v %v, want the built-in hash", r, err)
+	}
+	// The slow rule needs filesize³ steps (7e10): libyara gives up after 1 s.
 	r, err = s.Scan(append([]byte{0x01}, pad(4000)...))
 	if !errors.Is(err, ErrTimeout) || r.Verdict != VerdictUnscanned || !r.Block(s.Unscannable()) {
 		t.Fatalf("slow rule: %+v %v, want ErrTimeout, unscanned, blocked", r, err)
 	}
 	st := s.Stats()
-	if st.Scans != 4 || st.Malicious != 1 || st.Partial != 1 || st.Unscanned != 2 || st.Timeouts != 1 {
+	if st.Scans != 5 || st.Malicious != 2 || st.Partial != 1 || st.Unscanned != 2 || st.Timeouts != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	for in, want := range map[string]Policy{"allow": PolicyAllow, "Block": PolicyBlock, "": PolicyAllow} {

@@ -45,8 +45,8 @@ func (s *Scanner) Scan(data []byte) (Result, error) { return s.ScanWith(data, Sc
 // waits while Options.Workers scans run. A non-nil error means the data
 // was not scanned in full (Result.Verdict is VerdictUnscanned): ErrTimeout,
 // ErrTooDeep, ErrClosed or a libyara error, each wrapped; a hash hit is
-// reported as malicious even when YARA would time out, because hashes
-// are checked first.
+// reported as malicious even when YARA would time out or the file is too
+// deep, because hashes are checked first.
 func (s *Scanner) ScanWith(data []byte, m ScanMeta) (Result, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -54,13 +54,13 @@ func (s *Scanner) ScanWith(data []byte, m ScanMeta) (Result, error) {
 		return Result{Verdict: VerdictUnscanned}, ErrClosed
 	}
 	s.stats.scans.Add(1)
-	if m.Depth > s.maxDep {
-		s.stats.unscanned.Add(1)
-		return Result{Verdict: VerdictUnscanned}, fmt.Errorf("%w: %q is %d containers deep, the limit is %d (raise the AV max depth to scan it)", ErrTooDeep, m.Name, m.Depth, s.maxDep)
-	}
 	if r, ok := s.hashes.scan(data); ok {
 		s.stats.malicious.Add(1)
 		return r, nil
+	}
+	if m.Depth > s.maxDep {
+		s.stats.unscanned.Add(1)
+		return Result{Verdict: VerdictUnscanned}, fmt.Errorf("%w: %q is %d containers deep, the limit is %d (raise the AV max depth to scan it)", ErrTooDeep, m.Name, m.Depth, s.maxDep)
 	}
 	buf, partial := data, false
 	if len(buf) > s.maxSize {
