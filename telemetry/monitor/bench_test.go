@@ -3,10 +3,13 @@ package monitor
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/openutm/utm/telemetry/alert"
 	bolt "go.etcd.io/bbolt"
 )
@@ -104,4 +107,46 @@ func BenchmarkChart(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEndToEnd: alerts published to JetStream (async, as a box's
+// uplink does) until all are stored and acked, through the embedded NATS
+// and the batching store writer. Reports alerts/s.
+func BenchmarkEndToEnd(b *testing.B) {
+	m, err := Start(Config{DataDir: b.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	nc, err := nats.Connect(m.NATSURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream(nats.PublishAsyncMaxPending(4096))
+	evs := make([][]byte, b.N)
+	for i := range evs {
+		evs[i], _ = json.Marshal(eicar("e2e", fmt.Sprint("e-", i), alert.Stars(1+i%3), "sig"))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i, ev := range evs {
+		if _, err := js.PublishAsync(alert.AlertSubject("e2e"), ev, nats.MsgId(fmt.Sprint("e-", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	for {
+		n, err := m.Backlog()
+		if err == nil && n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.StopTimer()
+	if recs, _, _ := m.Query(Filter{}, 0, b.N+1); len(recs) != b.N {
+		b.Fatalf("%d stored, want %d", len(recs), b.N)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "alerts/s")
 }

