@@ -65,6 +65,9 @@ func (e *Engine) input(st *flowState, dir int) *rules.Input {
 	in.Established = st.established || p.Proto != 6
 	in.PayloadLen, in.TTL, in.TCPFlags = len(p.Payload), p.TTL, p.TCPFlags
 	in.ICMPType, in.ICMPCode = p.ICMPType, p.ICMPCode
+	in.IPID, in.ICMPID, in.ICMPSeq = p.IPID, p.ICMPID, p.ICMPSeq
+	in.StreamBytesToServer, in.StreamBytesToClient = uint64(st.depth[0]), uint64(st.depth[1])
+	in.TLSVersion, in.TLSState, in.File = st.tlsWireVersion(), 0, nil
 	in.Buf = [rules.NumBuffers][]byte{}
 	in.Flowbits, in.Tracker, in.Now = &st.bits, e.tracker, e.now
 	return in

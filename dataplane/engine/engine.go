@@ -185,10 +185,11 @@ type Engine struct {
 	inDatagram      bool                // Process runs on a reassembled datagram
 	learned         *Learned
 	blocked         *Blocked
-	keyBuf          []byte         // urlKey scratch
-	replyBuf        []byte         // DNS block replies (dns.go)
-	hexBuf          []byte         // certificate fingerprint without colons (tls.go)
-	tracker         *rules.Tracker // threshold/detection_filter counts of this worker
+	keyBuf          []byte          // urlKey scratch
+	replyBuf        []byte          // DNS block replies (dns.go)
+	hexBuf          []byte          // certificate fingerprint without colons (tls.go)
+	facts           rules.FileFacts // the file keywords' view of the file ending (file.go)
+	tracker         *rules.Tracker  // threshold/detection_filter counts of this worker
 	fileMem         int64
 	streamMem       stream.Budget
 	pool            sync.Pool // *flowState
@@ -285,11 +286,9 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	if p.Fragment {
 		return e.fragment(ts, pkt) // fragment.go
 	}
-	switch p.Proto {
-	case 6, 17:
-	default:
-		return e.count(Accept)
-	}
+	// Every protocol gets a flow (ICMP, GRE, ESP, ... between two hosts are
+	// one flow each): destination intel and the packet rules (ip, icmp:
+	// itype, icode, icmp_id, ...) apply to them too.
 	f, created := e.flows.Lookup(p, ts, e.releaseFn)
 	if f == nil {
 		e.stats.FlowTableFull.Add(1)
@@ -328,7 +327,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 			e.udp(b, st, dir)
 		}
 	}
-	if e.cur.verdict == Accept && !e.cur.discard && len(p.Payload) > 0 {
+	if e.cur.verdict == Accept && !e.cur.discard && (len(p.Payload) > 0 || (p.Proto != 6 && p.Proto != 17)) {
 		e.matchPayload(b, st, dir)
 	}
 	v := e.settle(st, dir)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"strings"
 	"sync"
 
 	"github.com/openutm/utm/dataplane/filetype"
@@ -153,12 +154,19 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 			info.Verdict = "partially-scanned"
 		}
 	}
-	if !malicious && len(data) > 0 && f.mail == nil {
+	if !malicious && (len(data) > 0 || f.size == 0) {
+		// The file keywords (filename, fileext, filemagic, filesize,
+		// filemd5/sha1/sha256) and, for HTTP, the body buffers.
 		in := e.input(st, dir)
-		if dir == 0 {
-			in.Buf[rules.BufHTTPRequestBody] = data
-		} else {
-			in.Buf[rules.BufHTTPResponseBody] = data
+		e.fileFacts(f, info, complete)
+		in.File = &e.facts
+		in.Buf[rules.BufFileName] = f.name
+		if f.mail == nil && len(data) > 0 {
+			if dir == 0 {
+				in.Buf[rules.BufHTTPRequestBody] = data
+			} else {
+				in.Buf[rules.BufHTTPResponseBody] = data
+			}
 		}
 		e.matchRules(b, st, in, f.meta)
 	}
@@ -176,6 +184,20 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		e.alertUnscannable(st, dir, f, info)
 	}
 	e.dropFile(f)
+}
+
+// fileFacts fills the engine's FileFacts for the file keywords from f.
+func (e *Engine) fileFacts(f *fileState, info *alert.FileInfo, complete bool) {
+	ff := &e.facts
+	ff.Name, ff.Magic, ff.Size = info.Filename, info.Magic, uint64(f.size)
+	ff.Ext = ""
+	if i := strings.LastIndexByte(ff.Name, '.'); i >= 0 && i < len(ff.Name)-1 {
+		ff.Ext = strings.ToLower(ff.Name[i+1:])
+	}
+	f.md5.Sum(ff.MD5[:0])
+	f.sha1.Sum(ff.SHA1[:0])
+	f.sha256.Sum(ff.SHA256[:0])
+	ff.Complete = complete && !f.gap && f.rangeFrom == 0
 }
 
 // complete reports whether f holds the whole file: every byte seen and kept.

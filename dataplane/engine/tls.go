@@ -61,6 +61,7 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 			}
 		}
 		in := e.input(st, 0)
+		in.TLSState = rules.TLSClientHello
 		in.Buf[rules.BufTLSSNI] = info.SNI
 		in.Buf[rules.BufJA3Hash] = info.JA3Hash
 		in.Buf[rules.BufJA3String] = info.JA3
@@ -69,6 +70,7 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 	if ev&tlshello.ServerHello != 0 && e.cur.verdict == Accept {
 		e.stats.TLS.ServerHellos.Add(1)
 		in := e.input(st, 1)
+		in.TLSState = rules.TLSServerHello
 		in.Buf[rules.BufJA3SHash] = info.JA3SHash
 		e.matchRules(bnd, st, in, nil)
 	}
@@ -110,6 +112,19 @@ func (st *flowState) tlsMeta() *alert.TLS {
 		t.JA3S = &alert.JA3{Hash: string(in.JA3SHash), String: string(in.JA3S)}
 	}
 	return t
+}
+
+// tlsWireVersion is the flow's TLS version for ssl_version: the one the
+// server chose, else the one the client offered; 0 before any hello.
+func (st *flowState) tlsWireVersion() uint16 {
+	if st.app != appTLS {
+		return 0
+	}
+	info := st.hello.Info()
+	if info.ServerVersion != 0 {
+		return info.ServerVersion
+	}
+	return info.Version
 }
 
 // tlsVersion names a negotiated version as Suricata's EVE does.

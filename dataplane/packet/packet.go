@@ -91,6 +91,8 @@ type Parsed struct {
 	Window           uint16
 	ICMPType         uint8
 	ICMPCode         uint8
+	IPID             uint16 // IPv4 identification
+	ICMPID, ICMPSeq  uint16 // echo request/reply identifier and sequence
 
 	Payload []byte // transport payload; aliases the input
 
@@ -188,6 +190,7 @@ func (p *Parsed) Decode(b []byte) Result {
 			p.Dst = netip.AddrFrom4([4]byte(ip.DstIP.To4()))
 			p.Proto = uint8(ip.Protocol)
 			p.TTL = ip.TTL
+			p.IPID = ip.Id
 			p.Fragment = ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0
 		case layers.LayerTypeIPv6:
 			ip := &d.ip6
@@ -210,11 +213,13 @@ func (p *Parsed) Decode(b []byte) Result {
 			p.Payload = u.Payload
 		case layers.LayerTypeICMPv4:
 			p.ICMPType, p.ICMPCode = d.icmp4.TypeCode.Type(), d.icmp4.TypeCode.Code()
+			p.ICMPID, p.ICMPSeq = d.icmp4.Id, d.icmp4.Seq
 			p.Payload = d.icmp4.Payload
 		case layers.LayerTypeICMPv6:
 			p.Proto = ProtoICMPv6
 			p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
 			p.Payload = d.icmp6.Payload
+			p.icmp6Echo()
 		}
 	}
 	if p.Fragment {
@@ -322,6 +327,7 @@ func (p *Parsed) decodeIPv6Ext(b []byte) Result {
 		if err = d.icmp6.DecodeFromBytes(b, &d.trunc); err == nil {
 			p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
 			p.Payload = d.icmp6.Payload
+			p.icmp6Echo()
 		}
 	}
 	switch {
@@ -331,4 +337,13 @@ func (p *Parsed) decodeIPv6Ext(b []byte) Result {
 		return Malformed
 	}
 	return OK
+}
+
+// icmp6Echo takes the identifier and sequence of an ICMPv6 echo request or
+// reply from the start of its payload (gopacket leaves them there).
+func (p *Parsed) icmp6Echo() {
+	if (p.ICMPType == 128 || p.ICMPType == 129) && len(p.Payload) >= 4 {
+		p.ICMPID = uint16(p.Payload[0])<<8 | uint16(p.Payload[1])
+		p.ICMPSeq = uint16(p.Payload[2])<<8 | uint16(p.Payload[3])
+	}
 }
