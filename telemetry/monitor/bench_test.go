@@ -150,3 +150,49 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "alerts/s")
 }
+
+// BenchmarkHeartbeats1000Boxes: one round of heartbeats from 1,000 boxes
+// through NATS into the registry (op = one round). At one heartbeat per
+// box every 10 s the monitor spends ns/op per 10 s on them.
+func BenchmarkHeartbeats1000Boxes(b *testing.B) {
+	m, err := Start(Config{DataDir: b.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	nc, err := nats.Connect(m.NATSURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	hbs := make([][]byte, 1000)
+	for i := range hbs {
+		hbs[i], _ = json.Marshal(alert.Heartbeat{BoxID: fmt.Sprint("hb-", i), Version: "1.0", UptimeS: 100, Time: time.Now(),
+			Counters: map[string]uint64{"packets": 123456, "drops": 1, "bypassed": 0, "alerts_1": 5, "alerts_2": 2, "alerts_3": 0}})
+	}
+	last := func() time.Time {
+		var t time.Time
+		m.st.mu.Lock()
+		if bx := m.st.boxes["hb-999"]; bx != nil {
+			t = bx.LastHeartbeat
+		}
+		m.st.mu.Unlock()
+		return t
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		before := last()
+		for j, hb := range hbs {
+			nc.Publish(alert.HeartbeatSubject(fmt.Sprint("hb-", j)), hb)
+		}
+		nc.Flush()
+		for !last().After(before) {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.StopTimer()
+	if n := len(m.Boxes()); n != 1000 {
+		b.Fatalf("%d boxes", n)
+	}
+}

@@ -57,7 +57,7 @@ type store struct {
 	persistMu sync.Mutex // one persist at a time, so a newer snapshot is never overwritten by an older one
 	mu        sync.Mutex
 	boxes     map[string]*Box // heartbeats land here and are persisted in batches
-	dirty     bool
+	dirty     map[string]bool // boxes changed since the last persist
 }
 
 func openStore(path string) (*store, error) {
@@ -65,7 +65,7 @@ func openStore(path string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v (is another monitor running on this --data directory? is the disk full?)", ErrStore, path, err)
 	}
-	s := &store{db: db, boxes: make(map[string]*Box)}
+	s := &store{db: db, boxes: make(map[string]*Box), dirty: make(map[string]bool)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		fresh := tx.Bucket(bucketIndex) == nil
 		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes, bucketIndex, bucketMeta} {
@@ -201,7 +201,7 @@ func (s *store) heartbeat(hb *alert.Heartbeat, at time.Time) (bool, Box) {
 	}
 	prev := *b
 	b.LastHeartbeat, b.Heartbeat = at.UTC(), hb
-	s.dirty = true
+	s.dirty[hb.BoxID] = true
 	return first, prev
 }
 
@@ -229,7 +229,7 @@ func (s *store) markOffline(box string, seq uint64, since time.Time) {
 	defer s.mu.Unlock()
 	if b := s.boxes[box]; b != nil {
 		b.OfflineSeq, b.OfflineSince = seq, since
-		s.dirty = true
+		s.dirty[box] = true
 	}
 }
 
@@ -238,7 +238,7 @@ func (s *store) markOnline(box string) {
 	defer s.mu.Unlock()
 	if b := s.boxes[box]; b != nil {
 		b.OfflineSeq, b.OfflineSince = 0, time.Time{}
-		s.dirty = true
+		s.dirty[box] = true
 	}
 }
 
@@ -278,7 +278,7 @@ func (s *store) seen(box string) bool {
 		return false
 	}
 	s.boxes[box] = &Box{BoxID: box}
-	s.dirty = true
+	s.dirty[box] = true
 	return true
 }
 
@@ -305,22 +305,22 @@ func (s *store) ready() error {
 	})
 }
 
-// persist writes the box registry if it changed: heartbeats arrive every
-// few seconds from every box, so they are batched into one transaction.
+// persist writes the boxes that changed: heartbeats arrive every few
+// seconds from every box, so they are batched into one transaction.
 func (s *store) persist() error {
 	s.persistMu.Lock()
 	defer s.persistMu.Unlock()
 	s.mu.Lock()
-	if !s.dirty {
+	if len(s.dirty) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	snap := make(map[string][]byte, len(s.boxes))
-	for k, b := range s.boxes {
-		v, _ := json.Marshal(b)
+	snap := make(map[string][]byte, len(s.dirty))
+	for k := range s.dirty {
+		v, _ := json.Marshal(s.boxes[k])
 		snap[k] = v
 	}
-	s.dirty = false
+	clear(s.dirty)
 	s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bb := tx.Bucket(bucketBoxes)
@@ -333,7 +333,9 @@ func (s *store) persist() error {
 	})
 	if err != nil {
 		s.mu.Lock()
-		s.dirty = true // try again next time
+		for k := range snap {
+			s.dirty[k] = true // try again next time
+		}
 		s.mu.Unlock()
 	}
 	return err
