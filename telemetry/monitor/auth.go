@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +29,9 @@ import (
 // portal is served over TLS (or behind a proxy that says
 // X-Forwarded-Proto: https). Every POST carries a CSRF token: the
 // session's, or before login a double-submit cookie's. Logins are limited
-// to 5 failures per client address per 5 minutes.
+// to 5 failures per client address per 5 minutes. Config.ReadToken, when
+// set, lets a GET with "Authorization: Bearer <token>" read every page and
+// the JSON API without a session (never POST).
 
 const (
 	pbkdf2Iter      = 600_000
@@ -223,9 +226,12 @@ func (m *Monitor) failed(addr string) {
 func (m *Monitor) requireLogin(api bool, h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, _, ok := m.sessionOf(r)
+		if !ok && m.readToken(r) {
+			ok = true // read-only: a session without a CSRF token can POST nothing
+		}
 		if !ok {
 			if api {
-				http.Error(w, "log in to the portal first (POST /login), then send its session cookie", http.StatusUnauthorized)
+				http.Error(w, "log in to the portal first (POST /login) and send its session cookie, or send the --read-token-file token as Authorization: Bearer", http.StatusUnauthorized)
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -234,6 +240,14 @@ func (m *Monitor) requireLogin(api bool, h func(http.ResponseWriter, *http.Reque
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r, s)
 	}
+}
+
+// readToken reports whether r is a GET carrying Config.ReadToken as a
+// bearer token (scripts, the lab, SOC tooling).
+func (m *Monitor) readToken(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && m.cfg.ReadToken != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		subtle.ConstantTimeCompare([]byte(tok), []byte(m.cfg.ReadToken)) == 1
 }
 
 func (m *Monitor) handleLoginForm(w http.ResponseWriter, r *http.Request) {

@@ -171,3 +171,30 @@ func TestPortalAuth(t *testing.T) {
 		t.Error("the password reached the log")
 	}
 }
+
+// TestReadToken: the bearer read token opens GET pages and the API, never
+// a POST, and a wrong one nothing.
+func TestReadToken(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef-read"
+	var logs syncBuf
+	if _, err := Start(Config{DataDir: t.TempDir(), ReadToken: "short", Logger: testLogger(&logs)}); err == nil {
+		t.Fatal("a short read token was accepted")
+	}
+	m, err := Start(Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0", ReadToken: tok, Logger: testLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := noRedirect(nil)
+	for _, p := range []string{"", "alerts", "api/alerts", "api/boxes"} {
+		if resp, _ := do(t, c, "GET", m.PortalURL()+p, nil, map[string]string{"Authorization": "Bearer " + tok}); resp.StatusCode != 200 {
+			t.Errorf("GET /%s with the token: %s", p, resp.Status)
+		}
+		if resp, _ := do(t, c, "GET", m.PortalURL()+p, nil, map[string]string{"Authorization": "Bearer " + tok + "x"}); resp.StatusCode == 200 {
+			t.Errorf("GET /%s with a wrong token: %s", p, resp.Status)
+		}
+	}
+	if resp, _ := do(t, c, "POST", m.PortalURL()+"logout", url.Values{"csrf": {""}}, map[string]string{"Authorization": "Bearer " + tok}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Errorf("POST with the token: %s %s", resp.Status, resp.Header.Get("Location"))
+	}
+}

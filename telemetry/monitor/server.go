@@ -70,6 +70,10 @@ type Config struct {
 	// TLSCert and TLSKey, when set, serve the portal over HTTPS (and its
 	// cookies Secure).
 	TLSCert, TLSKey string
+	// ReadToken, when set (at least 32 characters), lets GET requests
+	// with "Authorization: Bearer <ReadToken>" read the portal and the
+	// JSON API without logging in.
+	ReadToken string
 	// PublicURL is the portal's address as people reach it (links in
 	// mails and reports); default the listening address.
 	PublicURL string
@@ -134,6 +138,9 @@ func Start(cfg Config) (*Monitor, error) {
 	}
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4222"
+	}
+	if cfg.ReadToken != "" && len(cfg.ReadToken) < 32 {
+		return nil, fmt.Errorf("%w: the read token has %d characters, want at least 32 (e.g. openssl rand -hex 24)", ErrHTTP, len(cfg.ReadToken))
 	}
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("%w: no data directory given (use --data DIR)", ErrStore)

@@ -7,6 +7,7 @@
 //	        [--retention 4392h] [--tls-cert FILE --tls-key FILE]
 //	        [--smtp HOST:PORT --mail-from ADDR --boxes FILE [--smtp-starttls MODE]
 //	         [--smtp-user USER] [--mail-per-hour 10] [--mail-dedupe 1h]]
+//	        [--read-token-file FILE]
 //
 // The portal has no default password: while none is set, the monitor logs a
 // one-time setup URL (setup_url=...) on stderr; open it to set the admin
@@ -24,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,8 @@ func main() {
 	fs.DurationVar(&cfg.Retention, "retention", monitor.DefaultRetention, "keep alerts this `long` (a daily sweep deletes older ones)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the portal over HTTPS with this certificate `file` (PEM; with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` (PEM) for --tls-cert")
+	var tokenFile string
+	fs.StringVar(&tokenFile, "read-token-file", "", "`file` holding a token (32+ characters) that lets GET requests with \"Authorization: Bearer TOKEN\" read the portal and API without login")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the portal's `URL` as people reach it, for links in mails (default: the --http address)")
 	var mc notify.Config
 	var boxes string
@@ -54,6 +58,14 @@ func main() {
 	fs.DurationVar(&mc.Dedupe, "mail-dedupe", time.Hour, "one mail per box, signature, source and destination within this `window`")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "monitor: --read-token-file:", err)
+			os.Exit(2)
+		}
+		cfg.ReadToken = strings.TrimSpace(string(b))
 	}
 	if mc.Relay != "" {
 		if boxes == "" {

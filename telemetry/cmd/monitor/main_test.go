@@ -197,7 +197,7 @@ func TestBinary(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range []string{"--offline-after 0s", "extra", "--nope", "--smtp 127.0.0.1:25", "--smtp 127.0.0.1:25 --boxes /nonexistent"} {
+	for _, args := range []string{"--offline-after 0s", "extra", "--nope", "--smtp 127.0.0.1:25", "--smtp 127.0.0.1:25 --boxes /nonexistent", "--read-token-file /nonexistent", "--tls-cert x"} {
 		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "UTM_MONITOR_MAIN=1", "UTM_MONITOR_ARGS="+args)
 		out, err := cmd.CombinedOutput()
