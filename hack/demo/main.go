@@ -1,6 +1,6 @@
 // Command demo runs the whole system in a network-namespace lab: an office
 // client, the box running utmd inline, internet servers and the central
-// monitor. It drives four cases through the box, prints each alert as the
+// monitor. It drives five cases through the box, prints each alert as the
 // monitor receives it, and a summary. On a terminal it keeps the lab up
 // until Ctrl-C; otherwise it tears down and exits 0 only if every case
 // behaved as expected. `make demo` runs it. Dev-only.
@@ -80,7 +80,8 @@ func run(bin, dir string) int {
 	default:
 		fmt.Printf("\nPrivacy check: none of the %d payload canaries is in the alerts, logs, spool or monitor store.\n", len(lab.Forbidden()))
 	}
-	fmt.Printf("\nAlerts received by the monitor: %d. Portal: %s (from this machine)\n", w.Count(), lab.PortalURL)
+	fmt.Printf("\nAlerts received by the monitor: %d. Portal: %s (from this machine; the first visit sets the admin password\n"+
+		"through the one-time setup_url= that %s/monitor.log prints)\n", w.Count(), lab.PortalURL, dir)
 	fmt.Printf("Logs and eve.json: %s\n", dir)
 	if isTerminal(os.Stdin) {
 		fmt.Println("The lab stays up for exploring, e.g.:")
@@ -92,7 +93,7 @@ func run(bin, dir string) int {
 		fmt.Println("\nDEMO FAILED: a case did not behave as expected (see above and the logs).")
 		return 1
 	}
-	fmt.Println("\nAll four cases behaved as expected.")
+	fmt.Println("\nAll five cases behaved as expected.")
 	return 0
 }
 

@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"io/fs"
 	"math/rand"
@@ -16,6 +17,7 @@ import (
 // eve.json, a log line or the monitor's store.
 var Canaries = []string{
 	CanaryRequestHeader, CanaryResponseHeader, CanaryPage, CanaryBig, CanaryEICARPage, CanaryExploit,
+	CanaryMailBody, CanaryMailAttachment,
 }
 
 // The canaries, one per place they are planted.
@@ -26,7 +28,30 @@ const (
 	CanaryBig            = "CANARY-bigbody-9a2c55"
 	CanaryEICARPage      = "CANARY-eicar-5b8d10"
 	CanaryExploit        = "CANARY-exploit-c3e7a4"
+	CanaryMailBody       = "CANARY-mailbody-e81f07"
+	CanaryMailAttachment = "CANARY-mailattach-2c94b6"
 )
+
+// SMTPAcceptedLog starts the lab mail server's log line for each message it
+// accepted (the demo checks a malicious one never gets one).
+const SMTPAcceptedLog = "smtp accepted"
+
+// MailMessage is the message the office client mails in the demo: a text
+// body and an attachment, EICAR or a clean text file, both in base64, with
+// canaries in the body and next to the attachment.
+func MailMessage(eicar bool) []byte {
+	name, att := "notes.txt", []byte("meeting notes "+CanaryMailAttachment+"\r\n")
+	if eicar {
+		name, att = "invoice.com", EICAR
+	}
+	enc := base64.StdEncoding.EncodeToString(att)
+	return []byte("From: Alice <alice@office.lab.test>\r\nTo: bob@partner.lab.test\r\n" +
+		"Subject: Invoice November\r\nMessage-ID: <demo-1@office.lab.test>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"demo\"\r\n\r\n" +
+		"--demo\r\nContent-Type: text/plain\r\n\r\nHello Bob, " + CanaryMailBody + "\r\n" +
+		"--demo\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"" + name + "\"\r\n\r\n" + enc + "\r\n--demo--\r\n")
+}
 
 // EICAR is the anti-malware test file, assembled so this source is not
 // itself flagged by scanners.

@@ -108,6 +108,7 @@ func starStr(n int) string {
 // Sids of the alerts the cases expect.
 const (
 	SIDAV         = 2210001
+	SIDAVMail     = 2210002
 	SIDAVRetry    = 2210003 // a request for a URL whose file was neutralised
 	SIDCNCDNS     = 2220001
 	SIDCNCLearned = 2220003
@@ -115,7 +116,7 @@ const (
 	SIDRestart    = 2230001
 )
 
-// RunCases drives the four cases of the demo through the box and checks
+// RunCases drives the five cases of the demo through the box and checks
 // what the client got and what the monitor received.
 func (l *Lab) RunCases(ctx context.Context, w *Watcher, out io.Writer) []CaseResult {
 	var res []CaseResult
@@ -168,20 +169,38 @@ func (l *Lab) RunCases(ctx context.Context, w *Watcher, out io.Writer) []CaseRes
 	c.OK = c.Blocked && ok && a.Alert.Action == "blocked"
 	res = append(res, c)
 
-	// 4. Benign browsing and a multi-megabyte download.
-	say("\n▶ 4. The client browses http://%s/ and downloads a 5 MB file", WebDomain)
+	// 4. EICAR mailed as an attachment.
+	say("\n▶ 4. The client mails an attachment carrying EICAR to %s:25 (SMTP)", WebIP)
 	from = w.Count()
+	before := l.SMTPAccepted()
+	m, err := l.Mail(ctx, true)
+	c = CaseResult{Name: "EICAR by mail", Expected: "message never accepted, ★★★ AV alert"}
+	a, ok = w.WaitSID(from, SIDAVMail, 10*time.Second)
+	c.Blocked = err == nil && !m.Accepted && l.SMTPAccepted() == before
+	c.Got = fmt.Sprintf("the mail server accepted %d messages; client: %s", l.SMTPAccepted()-before, short(m.Error))
+	if ok {
+		c.Alerts = append(c.Alerts, a)
+	}
+	c.OK = c.Blocked && ok && a.Stars == 3 && a.Alert.Action == "blocked" && a.Email != nil && a.Email.Subject == "Invoice November"
+	res = append(res, c)
+
+	// 5. Benign browsing, a multi-megabyte download and a clean mail.
+	say("\n▶ 5. The client browses http://%s/, downloads a 5 MB file and mails a clean attachment", WebDomain)
+	from = w.Count()
+	before = l.SMTPAccepted()
+	clean, errMail := l.Mail(ctx, false)
 	const size = 5_000_000
 	p, err1 := l.Fetch(ctx, "http://"+WebDomain+"/index.html", "--timeout", "10s")
 	big, err2 := l.Fetch(ctx, fmt.Sprintf("http://%s/big.bin?size=%d", WebDomain, size), "--timeout", "30s")
 	time.Sleep(1500 * time.Millisecond) // an alert would be at the monitor by now
-	c = CaseResult{Name: "Benign traffic", Expected: "passes byte-identical, no alert"}
+	c = CaseResult{Name: "Benign traffic", Expected: "passes byte-identical, mail accepted, no alert"}
 	pageOK := err1 == nil && p.Status == 200 && p.SHA256 == SHA256(Page())
 	bigOK := err2 == nil && big.Status == 200 && big.Complete && big.SHA256 == SHA256(BigBody(size))
-	c.Got = fmt.Sprintf("page %s, %d-byte download %s", okStr(pageOK), big.Bytes, okStr(bigOK))
+	mailOK := errMail == nil && clean.Accepted && l.SMTPAccepted() == before+1
+	c.Got = fmt.Sprintf("page %s, %d-byte download %s, mail %s", okStr(pageOK), big.Bytes, okStr(bigOK), map[bool]string{true: "accepted", false: "NOT ACCEPTED: " + clean.Error}[mailOK])
 	newAlerts := w.All()[from:]
 	c.Alerts = newAlerts
-	c.OK = pageOK && bigOK && len(newAlerts) == 0
+	c.OK = pageOK && bigOK && mailOK && len(newAlerts) == 0
 	res = append(res, c)
 	return res
 }

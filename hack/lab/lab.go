@@ -16,6 +16,8 @@ package lab
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,7 +249,8 @@ func (l *Lab) Proc(name string) *Proc {
 // StartServers starts the internet side's web and DNS servers.
 func (l *Lab) StartServers() error {
 	_, err := l.start("labhost", NSInet, filepath.Join(l.Bin, "labhost"), "serve",
-		"--http", WebIP+":80", "--http", CNCIP+":80", "--http", "["+WebIP6+"]:80", "--dns", DNSIP+":53")
+		"--http", WebIP+":80", "--http", CNCIP+":80", "--http", "["+WebIP6+"]:80", "--dns", DNSIP+":53",
+		"--smtp", WebIP+":25")
 	if err != nil {
 		return err
 	}
@@ -258,8 +261,12 @@ func (l *Lab) StartServers() error {
 
 // StartMonitor starts the central monitor in the host namespace.
 func (l *Lab) StartMonitor() error {
+	tokenFile := filepath.Join(l.Dir, "portal-read-token")
+	if err := os.WriteFile(tokenFile, []byte(readToken), 0o600); err != nil {
+		return err
+	}
 	_, err := l.start("monitor", "", filepath.Join(l.Bin, "monitor"), "--data", filepath.Join(l.Dir, "monitor-data"),
-		"--nats-listen", natsListen, "--http", httpListen, "--offline-after", "6s")
+		"--nats-listen", natsListen, "--http", httpListen, "--offline-after", "6s", "--read-token-file", tokenFile)
 	if err != nil {
 		return err
 	}
@@ -393,6 +400,10 @@ type Alert struct {
 		SignatureID int    `json:"signature_id"`
 		Signature   string `json:"signature"`
 	} `json:"alert"`
+	Email *struct {
+		From    string `json:"from"`
+		Subject string `json:"subject"`
+	} `json:"email"`
 }
 
 // Alerts returns the monitor's alerts with seq > since.
@@ -414,7 +425,13 @@ func Alerts(since uint64) ([]Record, error) {
 // Get fetches url from the host namespace (the monitor's portal).
 func Get(url string) ([]byte, error) {
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The portal needs a login; the lab reads it with a read-only token.
+	req.Header.Set("Authorization", "Bearer "+readToken)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -468,3 +485,41 @@ func (l *Lab) Probe(ctx context.Context, url string, every, d time.Duration) (Pr
 	}
 	return r, nil
 }
+
+// MailResult is what the office client's mail attempt ended with.
+type MailResult struct {
+	Accepted bool   `json:"accepted"` // the server answered 250 to the end of DATA
+	Error    string `json:"error,omitempty"`
+}
+
+// Mail has the office client send MailMessage(eicar) to the lab's mail
+// server (WebIP:25) through the box.
+func (l *Lab) Mail(ctx context.Context, eicar bool) (MailResult, error) {
+	args := []string{"netns", "exec", NSClient, filepath.Join(l.Bin, "labhost"), "mail", "--server", WebIP + ":25"}
+	if eicar {
+		args = append(args, "--eicar")
+	}
+	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	var r MailResult
+	if err != nil {
+		return r, fmt.Errorf("mail: %w", err)
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
+		return r, fmt.Errorf("mail: bad output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// SMTPAccepted counts the messages the lab mail server accepted so far.
+func (l *Lab) SMTPAccepted() int {
+	b, _ := os.ReadFile(filepath.Join(l.Dir, "labhost.log"))
+	return bytes.Count(b, []byte(SMTPAcceptedLog))
+}
+
+// readToken is the lab's read-only portal token (monitor --read-token-file),
+// random per process.
+var readToken = func() string {
+	var b [16]byte
+	crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()

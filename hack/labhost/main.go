@@ -5,6 +5,7 @@
 //	labhost serve --http ADDR [--http ADDR ...] --dns ADDR
 //	labhost fetch [--dns ADDR] [--header K:V] [--timeout 5s] [--rate BYTES/S] URL
 //	labhost probe [--every 20ms] [--for 10s] [--timeout 1s] URL
+//	labhost mail --server ADDR [--eicar]
 package main
 
 import (
@@ -46,6 +47,8 @@ func main() {
 		fetch(os.Args[2:])
 	case "probe":
 		probe(os.Args[2:])
+	case "mail":
+		sendMail(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "usage: labhost serve|fetch ...")
 		os.Exit(2)
@@ -64,6 +67,7 @@ func serve(args []string) {
 	var httpAddrs multi
 	fs.Var(&httpAddrs, "http", "HTTP listen address (repeatable)")
 	dnsAddr := fs.String("dns", "", "DNS (UDP) listen address")
+	smtpAddr := fs.String("smtp", "", "SMTP listen address")
 	fs.Parse(args)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/eicar.com", func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +99,10 @@ func serve(args []string) {
 	if *dnsAddr != "" {
 		go serveDNS(*dnsAddr)
 	}
-	log.Printf("labhost serving http=%v dns=%s", httpAddrs, *dnsAddr)
+	if *smtpAddr != "" {
+		go serveSMTP(*smtpAddr)
+	}
+	log.Printf("labhost serving http=%v dns=%s smtp=%s", httpAddrs, *dnsAddr, *smtpAddr)
 	select {}
 }
 
