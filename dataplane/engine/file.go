@@ -136,7 +136,7 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.Verdict = "unscannable"
 	}
 	if !malicious && b.AV != nil && len(data) > 0 {
-		res := e.scan(b, data)
+		res := e.scan(b, data, info.Filename)
 		info.Scanned = res.err == nil
 		switch {
 		case res.err != nil:

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/openutm/utm/dataplane/archive"
+	"github.com/openutm/utm/signatures/av"
 	"github.com/openutm/utm/signatures/bundle"
 )
 
@@ -24,19 +25,24 @@ type scanResult struct {
 // A tripped limit (a decompression bomb) or an encrypted member makes the
 // file unscannable; the members seen up to there are scanned. It runs
 // while the packet that completed the file is held.
-func (e *Engine) scan(b *bundle.Bundle, data []byte) scanResult {
+func (e *Engine) scan(b *bundle.Bundle, data []byte, name string) scanResult {
 	var r scanResult
 	if b.AV == nil || len(data) == 0 {
 		return r
 	}
-	res, err := b.AV.Scan(data)
-	if err != nil {
-		r.err = err
-		return r
-	}
-	if res.Malicious {
+	res, err := b.AV.ScanWith(data, av.ScanMeta{Name: name})
+	switch {
+	case res.Malicious:
 		r.malicious, r.threat = true, res.Threat
 		return r
+	case errors.Is(err, av.ErrTimeout):
+		e.stats.ScanErrors.Add(1)
+		r.unscannable = "scan time limit exceeded"
+	case err != nil:
+		r.err = err
+		return r
+	case res.Verdict == av.VerdictPartial:
+		r.partial = true // larger than the scanner's MaxFileSize: the start was scanned
 	}
 	if archive.Detect(data) == archive.None {
 		return r
@@ -45,9 +51,9 @@ func (e *Engine) scan(b *bundle.Bundle, data []byte) scanResult {
 		if member == nil {
 			return nil // encrypted or skipped: counted in the stats
 		}
-		res, err := b.AV.Scan(member)
-		if err != nil {
-			r.err = err
+		res, err := b.AV.ScanWith(member, av.ScanMeta{Name: en.Path, Depth: en.Depth})
+		if err != nil && !res.Malicious {
+			r.partial = true // a member over the scanner's limits: the rest goes on
 			return nil
 		}
 		if res.Malicious {
@@ -58,7 +64,7 @@ func (e *Engine) scan(b *bundle.Bundle, data []byte) scanResult {
 	})
 	e.stats.ArchiveMembers.Add(uint64(st.Entries))
 	switch {
-	case r.malicious:
+	case r.malicious, r.unscannable != "":
 	case errors.Is(err, archive.ErrBomb):
 		e.stats.ArchiveBombs.Add(1)
 		r.unscannable = "decompression limit exceeded: " + err.Error()
