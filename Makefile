@@ -6,11 +6,11 @@ SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin
 APT_PKGS  := gcc pkg-config libyara-dev libpcre2-dev iptables iproute2 procps \
-             swaks dovecot-imapd dovecot-pop3d clamav-testfiles
+             swaks dovecot-imapd dovecot-pop3d clamav-testfiles chromium chromium-driver
 # The lab and the tests need seconds, not hours; CI allows 90 minutes.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: help deps build test demo bench fmt vet clean
+.PHONY: help deps build test demo bench bench-av fmt vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: deps ## Go micro-benchmarks, then the lab benchmark in namespaces (root, 
 	hack/bench/run
 	hack/bench/lab
 	@if [ -n "$(SOAK)" ]; then hack/bench/soak "$(SOAK)"; fi
+
+bench-av: deps ## AV scan throughput vs clamscan on the same rules and corpus (installs clamav; needs ../shared)
+	hack/bench/av/run
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
