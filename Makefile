@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 60m
 .PHONY: help deps build test demo bench bench-av fmt vet clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 deps: ## install missing Debian packages and download the pinned Go modules
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is needed: install it from https://go.dev/dl and put go in PATH"; exit 1; }
@@ -35,7 +35,7 @@ build: deps ## build bin/utmd (the box), bin/monitor (the central monitor) and t
 test: build ## run every test, lab tests included, with the race detector (as root)
 	UTM_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-demo: build ## run the four demo cases through the box in a namespace lab (as root)
+demo: build ## run the five demo cases through the box in a namespace lab (as root)
 	$(BIN)/demo -bin $(BIN) -dir out/demo
 
 bench: deps ## Go micro-benchmarks, then the lab benchmark in namespaces (root, ~5 min; out/bench*.txt); SOAK=60s adds the utmd memory soak (default 10m)
