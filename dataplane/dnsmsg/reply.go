@@ -52,7 +52,7 @@ func AppendBlockReply(dst, query []byte, sinkhole netip.Addr, ttl uint32) ([]byt
 	dst = append(dst, query[0], query[1], // id
 		0x80|(query[2]&0x79), // QR, opcode, RD kept; AA, TC cleared
 		0x80|rcode,           // RA, rcode
-		0, 1, // one question
+		0, 1,                 // one question
 		0, an, // answers
 		0, 0, 0, 0) // no authority, no additional
 	dst = append(dst, query[12:end]...)

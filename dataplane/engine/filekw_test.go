@@ -12,7 +12,6 @@ import (
 	"github.com/openutm/utm/signatures/rules"
 )
 
-
 // TestFileKeywords: the file keywords see the files the engine extracts
 // (an HTTP download, a mail attachment), and the packet keywords id,
 // icmp_id and stream_size their packet facts; near misses stay quiet.
