@@ -111,6 +111,12 @@ type Event struct {
 	ID      string `json:"id,omitempty"` // unique per box; the NATS message id
 	Schema  int    `json:"schema,omitempty"`
 	Summary string `json:"summary,omitempty"` // one human line: what happened and what was done
+	// Count is how many alerts this record stands for: the box merges
+	// ★ and ★★ alerts of the same signature and flow raised within a few
+	// seconds (spool.Options.AggregateWindow) into the first one's record,
+	// keeping its time, id and fields. 0 (omitted) means 1. ★★★ alerts are
+	// never merged.
+	Count int `json:"count,omitempty"`
 }
 
 // Ether holds the MAC addresses of the office-side host, when known.
