@@ -30,3 +30,8 @@ type Heartbeat struct {
 	Spooled    int               `json:"spooled"`
 	Counters   map[string]uint64 `json:"counters,omitempty"`
 }
+
+// InboxPrefix is the reply-subject prefix box uses (nats.CustomInboxPrefix)
+// so that its credential may subscribe to its own replies only, never to
+// another box's.
+func InboxPrefix(box string) string { return "_INBOX_" + box }

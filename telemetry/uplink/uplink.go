@@ -10,7 +10,16 @@
 //
 // The sender wakes the moment Append spools an alert (the spool's notify
 // channel) and the moment the connection comes back; ★★★ alerts therefore
-// leave at once. The same path carries ★ and ★★ today.
+// leave at once. A ★ or ★★ record the spool holds for aggregation
+// (spool.Options.AggregateWindow) leaves, with its count, at the first
+// send round after its window ends (the sender also looks every second).
+//
+// Credentials and TLS: Config.NKeySeedFile (or CredsFile, for a NATS in
+// operator mode) is the box's identity; the monitor's NATS
+// (monitor.NATSAuth) lets it publish only utm.alerts.<box> and
+// utm.heartbeat.<box> and subscribe only to its own reply inbox
+// (alert.InboxPrefix, which the uplink always uses). Config.CAFile makes
+// the connection TLS, verified against that CA.
 //
 // Heartbeats go every Config.Heartbeat on core NATS to
 // utm.heartbeat.<box>: version, uptime, spool length and counters (the
@@ -25,10 +34,13 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +59,17 @@ type Config struct {
 	Heartbeat  time.Duration            // heartbeat period; default 2s
 	Counters   func() map[string]uint64 // the box's counters for each heartbeat; may be nil; the map is copied
 	Logger     *slog.Logger             // default slog.Default()
-	// NATSOptions are added to the connection's options (credentials, TLS).
+	// NKeySeedFile is the box's NKEY user seed file ("SU..."): its
+	// identity on the monitor's NATS, which lets it publish only under
+	// its own subjects (monitor.NATSAuth). Keep it mode 0600.
+	NKeySeedFile string
+	// CredsFile is a NATS user credentials file (user JWT and seed), for
+	// a NATS in operator mode; instead of NKeySeedFile.
+	CredsFile string
+	// CAFile holds the PEM CA certificate(s) that signed the monitor's
+	// NATS certificate; setting it makes the connection TLS (verified).
+	CAFile string
+	// NATSOptions are added to the connection's options last.
 	NATSOptions []nats.Option
 }
 
@@ -91,6 +113,10 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger
+	auth, err := authOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	wake, hbWake := make(chan struct{}, 1), make(chan struct{}, 1)
 	opts := append([]nats.Option{
 		nats.Name("utmd " + cfg.BoxID),
@@ -111,7 +137,14 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 			poke(wake)
 			poke(hbWake)
 		}),
-	}, cfg.NATSOptions...)
+		// Replies (JetStream's acks) come to the box's own inbox, the only
+		// subjects a box credential may subscribe to.
+		nats.CustomInboxPrefix(alert.InboxPrefix(cfg.BoxID)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Error("the monitor's NATS refused an operation; check this box's credentials and box_id", "err", err)
+		}),
+	}, auth...)
+	opts = append(opts, cfg.NATSOptions...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("uplink: NATS URL %q: %w (check --nats or the config's nats_url)", cfg.URL, err)
@@ -127,6 +160,39 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 	go u.sendLoop(ctx)
 	go u.heartbeatLoop(ctx)
 	return u, nil
+}
+
+// authOptions turns the credential and TLS settings into NATS options.
+func authOptions(cfg Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.NKeySeedFile != "" && cfg.CredsFile != "" {
+		return nil, fmt.Errorf("%w: both an NKEY seed file and a credentials file are set; use one", ErrConfig)
+	}
+	if cfg.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: NKEY seed file %s: %w (it holds the box's user seed, SU...)", ErrConfig, cfg.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.CredsFile != "" {
+		if _, err := os.Stat(cfg.CredsFile); err != nil {
+			return nil, fmt.Errorf("%w: NATS credentials file: %w", ErrConfig, err)
+		}
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: NATS CA file: %w", ErrConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: NATS CA file %s holds no PEM certificate", ErrConfig, cfg.CAFile)
+		}
+		opts = append(opts, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	return opts, nil
 }
 
 func poke(c chan struct{}) {
