@@ -271,3 +271,35 @@ func BenchmarkObserve(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrentWorkers: workers sharing one Detector each feed a beacon of
+// their own host; every beacon is reported exactly once and no observation
+// is lost (run with -race).
+func TestConcurrentWorkers(t *testing.T) {
+	d := New(Config{})
+	const workers, conns = 4, 200
+	found := make(chan Beacon, workers*conns)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			defer func() { done <- struct{}{} }()
+			h := netip.AddrFrom4([4]byte{198, 18, 0, byte(40 + w)})
+			for i := 0; i < conns; i++ {
+				if b, ok := d.Observe(t0.Add(time.Duration(i)*time.Minute), h, "c2.example.net", 300); ok {
+					found <- b
+				}
+			}
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	close(found)
+	hosts := map[netip.Addr]int{}
+	for b := range found {
+		hosts[b.Host]++
+	}
+	if s := d.Stats(); len(hosts) != workers || s.Observed != workers*conns || s.Beacons != workers {
+		t.Fatalf("beacons per host %v, stats %+v: want %d hosts once each and %d observations", hosts, s, workers, workers*conns)
+	}
+}
