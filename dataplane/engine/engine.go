@@ -99,6 +99,12 @@ const (
 // sinkholeTTL is the TTL of sinkhole answers, seconds.
 const sinkholeTTL = 300
 
+// FileMemory is a box-wide count of the bytes kept for scanning.
+type FileMemory struct{ atomic.Int64 }
+
+// NewFileMemory returns a zero count.
+func NewFileMemory() *FileMemory { return new(FileMemory) }
+
 // Config configures an Engine. Zero values take the defaults noted.
 type Config struct {
 	MaxFlows     int // default 65536
@@ -111,7 +117,11 @@ type Config struct {
 	// pages, retransmission history); default 128 MiB.
 	StreamMemory int
 	MaxScanSize  int   // bytes of a file kept for scanning, default 16 MiB
-	MaxScanTotal int64 // bytes of all files kept for scanning, default 256 MiB
+	MaxScanTotal int64 // bytes of all files kept for scanning (box-wide when FileMemory is shared), default 256 MiB
+	// FileMemory counts the bytes of files kept for scanning against
+	// MaxScanTotal; the workers of one box share one (NewFileMemory), so the
+	// cap is the box's, not each worker's. nil: the engine's own.
+	FileMemory *FileMemory
 	// Malformed is the verdict for packets that do not decode; default Drop
 	// (the kernel already validated what it forwards, so what fails here is
 	// crafted). Set MalformedAccept to let them through.
@@ -190,7 +200,7 @@ type Engine struct {
 	hexBuf          []byte          // certificate fingerprint without colons (tls.go)
 	facts           rules.FileFacts // the file keywords' view of the file ending (file.go)
 	tracker         *rules.Tracker  // threshold/detection_filter counts of this worker
-	fileMem         int64
+	fileMem         *FileMemory     // bytes of files kept for scanning, box-wide
 	streamMem       stream.Budget
 	pool            sync.Pool // *flowState
 	releaseFn       func(*flow.Flow)
@@ -243,6 +253,10 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if e.learned == nil {
 		e.learned = NewLearned()
+	}
+	e.fileMem = cfg.FileMemory
+	if e.fileMem == nil {
+		e.fileMem = NewFileMemory()
 	}
 	e.blocked = cfg.Blocked
 	if e.blocked == nil {

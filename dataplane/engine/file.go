@@ -67,21 +67,21 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 	if f.buf == nil {
 		f.buf = scanPool.Get().(*[]byte)
 		*f.buf = (*f.buf)[:0]
-		e.fileMem += int64(cap(*f.buf))
+		e.fileMem.Add(int64(cap(*f.buf)))
 	}
-	if len(*f.buf)+len(data) > e.cfg.MaxScanSize || e.fileMem+int64(len(data)) > e.cfg.MaxScanTotal {
+	if len(*f.buf)+len(data) > e.cfg.MaxScanSize || e.fileMem.Load()+int64(len(data)) > e.cfg.MaxScanTotal {
 		f.overflow = true
 		return
 	}
 	before := cap(*f.buf)
 	*f.buf = append(*f.buf, data...)
-	e.fileMem += int64(cap(*f.buf) - before)
+	e.fileMem.Add(int64(cap(*f.buf) - before))
 }
 
 // dropFile releases f's buffer without a verdict.
 func (e *Engine) dropFile(f *fileState) {
 	if f.buf != nil {
-		e.fileMem -= int64(cap(*f.buf))
+		e.fileMem.Add(-int64(cap(*f.buf)))
 		if cap(*f.buf) <= 1<<20 {
 			scanPool.Put(f.buf)
 		}

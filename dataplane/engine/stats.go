@@ -99,6 +99,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"files_partial":       s.FilesPartial.Load(),
 		"files_retry_blocked": s.FilesRetryBlocked.Load(),
 		"files_unscannable":   s.FilesUnscannable.Load(),
+		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: box-wide when shared
 		"archive_members":     s.ArchiveMembers.Load(),
 		"archive_bombs":       s.ArchiveBombs.Load(),
 		"archive_encrypted":   s.ArchiveEncrypted.Load(),

@@ -219,6 +219,10 @@ func New(cfg Config) (*Pool, error) {
 		// different queues: the workers share what DNS taught them.
 		cfg.Engine.Learned = engine.NewLearned()
 	}
+	if cfg.Engine.FileMemory == nil {
+		// MaxScanTotal caps the box, not each worker.
+		cfg.Engine.FileMemory = engine.NewFileMemory()
+	}
 	if cfg.Engine.Blocked == nil {
 		// A resume of a neutralised download is a new flow, maybe on
 		// another queue.
@@ -402,6 +406,10 @@ func (p *Pool) Counters() map[string]uint64 {
 		pre := "q" + strconv.Itoa(int(w.Queue)) + "_"
 		for k, v := range w.eng.Counters() {
 			m[pre+k] = v
+			if boxWide[k] {
+				m[k] = v // the workers share it: not a sum
+				continue
+			}
 			m[k] += v
 		}
 		if w.q != nil {
@@ -413,6 +421,9 @@ func (p *Pool) Counters() map[string]uint64 {
 	}
 	return m
 }
+
+// boxWide are engine counters the workers share (one value for the box).
+var boxWide = map[string]bool{"file_memory_bytes": true}
 
 // Queues returns the queue numbers, sorted.
 func (p *Pool) Queues() []uint16 {
