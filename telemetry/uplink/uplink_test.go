@@ -21,7 +21,7 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func startMonitor(t *testing.T, dir, natsListen string) *monitor.Monitor {
+func startMonitor(t testing.TB, dir, natsListen string) *monitor.Monitor {
 	t.Helper()
 	m, err := monitor.Start(monitor.Config{DataDir: dir, NATSListen: natsListen, HTTPListen: "127.0.0.1:0",
 		OfflineAfter: 2 * time.Second, Logger: quiet})
