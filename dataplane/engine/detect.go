@@ -281,12 +281,17 @@ func (e *Engine) emit(ev *alert.Event) {
 			ev.Stars = alert.Stars(s) // the operator's override (config "stars")
 		}
 	}
+	var inc *alert.Event
 	if ev.EventType == alert.TypeAlert {
 		e.stats.Alerts.Add(1)
 		e.stats.alertStars(int(ev.Stars))
+		inc = e.correlate(ev) // heuristics.go
 	}
 	if e.cfg.Sink != nil {
 		e.cfg.Sink.Emit(ev)
+	}
+	if inc != nil {
+		e.emit(inc)
 	}
 }
 

@@ -54,6 +54,7 @@ func (e *Engine) udp(b *bundle.Bundle, st *flowState, dir int) {
 		e.matchRules(b, st, in, nil)
 		return
 	}
+	e.dnsAnswer(st, p.Dst, name, m.Rcode == dnsmsg.RcodeNXDomain) // heuristics.go
 	if b.Intel == nil || len(m.Answers) == 0 {
 		return
 	}

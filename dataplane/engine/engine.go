@@ -148,6 +148,9 @@ type Config struct {
 	// bombs, encrypted archive members); by default they pass with a ★★
 	// alert.
 	BlockUnscannable bool
+	// Heuristics are the box-wide beacon, DGA and incident detectors; the
+	// workers of one box share one (NewHeuristics). nil: none run.
+	Heuristics *Heuristics
 	// IntelBlockConfidence is the indicator confidence from which a
 	// threat-intel hit blocks (★★★); lower ones alert ★★ and pass. Default
 	// DefaultIntelBlockConfidence.
@@ -195,6 +198,7 @@ type Engine struct {
 	inDatagram      bool                // Process runs on a reassembled datagram
 	learned         *Learned
 	blocked         *Blocked
+	heur            *Heuristics
 	keyBuf          []byte          // urlKey scratch
 	replyBuf        []byte          // DNS block replies (dns.go)
 	hexBuf          []byte          // certificate fingerprint without colons (tls.go)
@@ -211,7 +215,8 @@ type pktCtx struct {
 	st      *flowState
 	dir     int // 0 to server, 1 to client
 	verdict Verdict
-	discard bool // drop this packet only (stream normalisation); the flow goes on
+	discard bool       // drop this packet only (stream normalisation); the flow goes on
+	host    netip.Addr // the office host an alert is about, when not the flow's client (heuristics.go)
 }
 
 // New returns an Engine inspecting with b.
@@ -258,6 +263,7 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	if e.fileMem == nil {
 		e.fileMem = NewFileMemory()
 	}
+	e.heur = cfg.Heuristics
 	e.blocked = cfg.Blocked
 	if e.blocked == nil {
 		e.blocked = NewBlocked()
@@ -332,6 +338,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	b := e.pb
 	if created && dir == 0 {
 		e.checkDestination(b, st)
+		e.observeFlow(st) // heuristics.go
 	}
 	if e.cur.verdict == Accept {
 		switch p.Proto {

@@ -25,6 +25,7 @@ type Stats struct {
 	Files, FilesMalicious, FilesPartial atomic.Uint64
 	FilesRetryBlocked                   atomic.Uint64 // requests for a URL neutralised earlier (blocked.go)
 	Mail                                MailStats     // SMTP, POP3, IMAP (mail.go)
+	Beacons, DGABursts, Incidents       atomic.Uint64 // heuristics.go
 	FilesUnscannable                    atomic.Uint64 // files the AV could not look into (bombs, encrypted)
 	ArchiveMembers, ArchiveBombs        atomic.Uint64 // members scanned; containers over a limit
 	ArchiveEncrypted                    atomic.Uint64 // containers with encrypted members
@@ -99,6 +100,9 @@ func (e *Engine) Counters() map[string]uint64 {
 		"files_partial":       s.FilesPartial.Load(),
 		"files_retry_blocked": s.FilesRetryBlocked.Load(),
 		"files_unscannable":   s.FilesUnscannable.Load(),
+		"beacons":             s.Beacons.Load(),
+		"dga_bursts":          s.DGABursts.Load(),
+		"incidents":           s.Incidents.Load(),
 		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: box-wide when shared
 		"archive_members":     s.ArchiveMembers.Load(),
 		"archive_bombs":       s.ArchiveBombs.Load(),

@@ -219,6 +219,10 @@ func New(cfg Config) (*Pool, error) {
 		// different queues: the workers share what DNS taught them.
 		cfg.Engine.Learned = engine.NewLearned()
 	}
+	if cfg.Engine.Heuristics == nil {
+		// Beacons and incidents span flows on every queue.
+		cfg.Engine.Heuristics = engine.NewHeuristics()
+	}
 	if cfg.Engine.FileMemory == nil {
 		// MaxScanTotal caps the box, not each worker.
 		cfg.Engine.FileMemory = engine.NewFileMemory()

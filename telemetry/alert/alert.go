@@ -117,6 +117,10 @@ type Event struct {
 	// keeping its time, id and fields. 0 (omitted) means 1. ★★★ alerts are
 	// never merged.
 	Count int `json:"count,omitempty"`
+	// Incident ties an alert to a correlated incident: one host with an
+	// AV detection and a C&C signal within an hour (dataplane/incident);
+	// the incident's own ★★★ alert carries the same id and the evidence.
+	Incident string `json:"incident_id,omitempty"`
 }
 
 // Ether holds the MAC addresses of the office-side host, when known.
