@@ -44,6 +44,7 @@ type SMTPServer struct {
 	mu       sync.Mutex
 	msgs     []Accepted
 	sessions int
+	active   sync.WaitGroup // sessions not yet logged out
 }
 
 // StartSMTP starts a server on addr ("198.18.30.2:25") inside namespace ns;
@@ -55,6 +56,7 @@ func StartSMTP(t testing.TB, ns, addr string) *SMTPServer {
 		s.mu.Lock()
 		s.sessions++
 		s.mu.Unlock()
+		s.active.Add(1)
 		return &session{s: s}, nil
 	}))
 	srv.Domain = "mx.lab.test"
@@ -72,6 +74,17 @@ func StartSMTP(t testing.TB, ns, addr string) *SMTPServer {
 		}
 	}()
 	t.Cleanup(func() {
+		// go-smtp v0.21.3's Server.Close closes each connection while its
+		// handler may still be reading it (a data race in handleBdat): stop
+		// accepting, let the sessions end (clients are gone by now), then
+		// close.
+		l.Close()
+		idle := make(chan struct{})
+		go func() { s.active.Wait(); close(idle) }()
+		select {
+		case <-idle:
+		case <-time.After(5 * time.Second):
+		}
 		srv.Close()
 		<-done
 	})
@@ -98,13 +111,14 @@ func (s *SMTPServer) Sessions() int {
 }
 
 type session struct {
+	out  sync.Once // Logout counted once
 	s    *SMTPServer
 	from string
 	to   []string
 }
 
 func (ss *session) Reset()        { ss.from, ss.to = "", nil }
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error { ss.out.Do(ss.s.active.Done); return nil }
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.from = from
 	return nil
