@@ -27,9 +27,14 @@
 // spool_evicted). They are not queued while NATS is down: a missing
 // heartbeat is what marks the box offline.
 //
-// Cost: one JetStream publish round trip per alert and one spool commit
-// (one fsync) per batch of up to 256 acknowledged alerts, off the packet
-// path.
+// Cost: alerts are published pipelined, up to 256 before the acks are
+// awaited (one round trip per batch, not per alert), and deleted in one
+// spool commit (one fsync) per batch, off the packet path.
+// BenchmarkEndToEnd (spool → uplink → JetStream → monitor store, 2-core
+// dev VM, runs minutes apart): catching up a backlog 38,000-41,000 alerts/s
+// pipelined against 14,000-14,500 with one publish round trip per alert;
+// sustained while 8 appenders raise alerts into the same spool (group
+// commit) 9,500 against 5,600-6,200.
 package uplink
 
 import (
@@ -94,6 +99,8 @@ type Uplink struct {
 	wake   chan struct{} // signalled on (re)connect: send spooled alerts
 	hbWake chan struct{} // signalled on (re)connect: say hello at once
 
+	futs []nats.PubAckFuture // reused by flush
+
 	mu                 sync.Mutex
 	published, retries uint64
 }
@@ -149,7 +156,7 @@ func Start(ctx context.Context, cfg Config, sp *spool.Spool) (*Uplink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uplink: NATS URL %q: %w (check --nats or the config's nats_url)", cfg.URL, err)
 	}
-	js, err := nc.JetStream(nats.MaxWait(3 * time.Second))
+	js, err := nc.JetStream(nats.MaxWait(ackWait), nats.PublishAsyncTimeout(ackWait), nats.PublishAsyncMaxPending(2*sendBatch))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("uplink: jetstream: %w", err)
@@ -201,6 +208,14 @@ func poke(c chan struct{}) {
 	default:
 	}
 }
+
+// sendBatch is how many alerts one send round publishes (pipelined) before
+// it deletes the acknowledged ones in one spool commit; ackWait bounds the
+// wait for their acks.
+const (
+	sendBatch = 256
+	ackWait   = 3 * time.Second
+)
 
 // Backoff bounds between failed send rounds.
 const (
@@ -265,19 +280,47 @@ func (u *Uplink) flush() (int, error) {
 		}
 		return 0, ErrNotConnected
 	}
-	pend, err := u.sp.Pending(256)
+	pend, err := u.sp.Pending(sendBatch)
 	if err != nil || len(pend) == 0 {
 		return 0, err
 	}
 	subject := alert.AlertSubject(u.cfg.BoxID)
-	acked := pend[:0:0]
+	// The batch is pipelined: every alert is published before the first
+	// ack is awaited, and the acked prefix is deleted. An alert after a
+	// failed one may be in the stream already; its resend is a duplicate
+	// the stream drops.
+	futs := u.futs[:0]
 	var perr error
 	for _, e := range pend {
-		if _, perr = u.js.Publish(subject, e.Data, nats.MsgId(e.ID), nats.AckWait(3*time.Second)); perr != nil {
-			u.log.Debug("alert publish failed; will retry", "id", e.ID, "err", perr)
+		msg := nats.NewMsg(subject)
+		msg.Data = e.Data
+		msg.Header.Set(nats.MsgIdHdr, e.ID)
+		f, err := u.js.PublishMsgAsync(msg)
+		if err != nil {
+			perr = err
 			break
 		}
-		acked = append(acked, e)
+		futs = append(futs, f)
+	}
+	acked := pend[:0:0]
+	timeout := time.NewTimer(ackWait)
+	defer timeout.Stop()
+wait:
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+			acked = append(acked, pend[i])
+		case perr = <-f.Err():
+			break wait
+		case <-timeout.C:
+			perr = fmt.Errorf("no ack from JetStream in %s", ackWait)
+			break wait
+		}
+	}
+	clear(futs)
+	u.futs = futs[:0]
+	if perr != nil {
+		u.log.Debug("alert publish failed; will retry", "acked", len(acked), "of", len(pend), "err", perr)
 	}
 	if len(acked) > 0 {
 		if err := u.sp.Delete(acked...); err != nil {
