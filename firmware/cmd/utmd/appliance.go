@@ -77,7 +77,7 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 	if err != nil {
 		return err
 	}
-	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool.db"), spool.Options{BoxID: cfg.BoxID, MaxEntries: cfg.Spool})
+	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool.db"), spool.Options{BoxID: cfg.BoxID, MaxEntries: cfg.Spool, GroupCommit: true})
 	if err != nil {
 		return err
 	}
