@@ -71,6 +71,9 @@ func (e *Engine) udp(b *bundle.Bundle, st *flowState, dir int) {
 // alertDNS raises the ★★ lookup alert. The lookup is let through: the
 // connection that follows is what gets blocked, and the SOC sees both.
 func (e *Engine) alertDNS(st *flowState, ind *intel.Indicator, m *dnsmsg.Msg) {
+	if e.dnsAlertedRecently(m.Name()) {
+		return
+	}
 	if ev := e.intelEvent(st, sidCNCDNS, string(m.Name()), ind, Accept, nil); ev != nil {
 		ev.AppProto = "dns"
 		dnsEvent(ev, m)
@@ -106,9 +109,12 @@ func (e *Engine) blockDNS(st *flowState, ind *intel.Indicator, m *dnsmsg.Msg) {
 			e.log.Warn("could not answer a blocked DNS query; it is dropped, the client will retry and time out", "flow_id", st.f.ID, "err", err)
 		}
 	}
+	if e.dnsAlertedRecently(m.Name()) {
+		return // the AAAA twin of an A query, or a retry: one alert a minute per host and name
+	}
 	ev := e.intelEvent(st, sidCNCDNS, string(m.Name()), ind, Accept, nil)
 	if ev == nil {
-		return // the AAAA twin of an A query, or a retry: one alert per flow
+		return
 	}
 	ev.AppProto = "dns"
 	ev.Alert.Action = alert.ActionBlocked
@@ -132,4 +138,30 @@ func dnsEvent(ev *alert.Event, m *dnsmsg.Msg) {
 	if m.Response {
 		ev.DNS.RCode = dnsmsg.RcodeString(m.Rcode)
 	}
+}
+
+// dnsDedupe is how long a host's lookups of one listed name share one alert
+// (resolvers ask A and AAAA on separate sockets, and retry).
+const dnsDedupe = time.Minute
+
+type dnsKey struct {
+	client netip.Addr
+	name   uint64 // FNV-1a of the lowercased name
+}
+
+// dnsAlertedRecently reports whether the current packet's client was
+// alerted for name within dnsDedupe, and records this lookup. Per worker;
+// no allocation once the table is full size.
+func (e *Engine) dnsAlertedRecently(name []byte) bool {
+	h := uint64(14695981039346656037)
+	for _, c := range name {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	k := dnsKey{e.p.Src, h}
+	if at := e.dnsSeen.Get(k); at != nil && e.now.Sub(*at) < dnsDedupe {
+		return true
+	}
+	v, _ := e.dnsSeen.Put(k)
+	*v = e.now
+	return false
 }

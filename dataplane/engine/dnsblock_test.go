@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -103,5 +105,27 @@ func TestDNSBlockPolicies(t *testing.T) {
 		if c.policy != DNSAlert && e.Stats().DNSBlocked.Load() != 2 {
 			t.Fatalf("dns_blocked %d, want 2", e.Stats().DNSBlocked.Load())
 		}
+	}
+}
+
+// TestDNSAlertDedupe: a resolver asking A and AAAA for a listed name on two
+// sockets raises one alert; the same host asking again two minutes later
+// raises another; another host asking raises its own.
+func TestDNSAlertDedupe(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	tr.UDP("198.18.1.2:40001", "198.18.2.53:53", dnsQuery(t, 1, "cnc.utm-lab.test", layers.DNSTypeA))
+	tr.UDP("198.18.1.2:40002", "198.18.2.53:53", dnsQuery(t, 2, "cnc.utm-lab.test", layers.DNSTypeAAAA))
+	tr.UDP("198.18.1.3:40003", "198.18.2.53:53", dnsQuery(t, 3, "cnc.utm-lab.test", layers.DNSTypeA))
+	later := testpcap.NewTrace(t0.Add(2 * time.Minute))
+	later.UDP("198.18.1.2:40004", "198.18.2.53:53", dnsQuery(t, 4, "cnc.utm-lab.test", layers.DNSTypeA))
+	var rec recorder
+	e := New(Config{Sink: &rec}, defaultBundle(t))
+	verdicts(e, append(tr.Sorted(), later.Sorted()...))
+	var src []string
+	for _, a := range rec.alerts() {
+		src = append(src, a.SrcIP)
+	}
+	if fmt.Sprint(src) != "[198.18.1.2 198.18.1.3 198.18.1.2]" {
+		t.Fatalf("DNS alerts from %v; want one per host, and one more after the minute", src)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/openutm/utm/dataplane/defrag"
 	"github.com/openutm/utm/dataplane/dnsmsg"
 	"github.com/openutm/utm/dataplane/flow"
+	"github.com/openutm/utm/dataplane/internal/lru"
 	"github.com/openutm/utm/dataplane/packet"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/signatures/bundle"
@@ -199,12 +200,13 @@ type Engine struct {
 	learned         *Learned
 	blocked         *Blocked
 	heur            *Heuristics
-	keyBuf          []byte          // urlKey scratch
-	replyBuf        []byte          // DNS block replies (dns.go)
-	hexBuf          []byte          // certificate fingerprint without colons (tls.go)
-	facts           rules.FileFacts // the file keywords' view of the file ending (file.go)
-	tracker         *rules.Tracker  // threshold/detection_filter counts of this worker
-	fileMem         *FileMemory     // bytes of files kept for scanning, box-wide
+	dnsSeen         *lru.Cache[dnsKey, time.Time] // recent DNS alerts per host and name (dns.go)
+	keyBuf          []byte                        // urlKey scratch
+	replyBuf        []byte                        // DNS block replies (dns.go)
+	hexBuf          []byte                        // certificate fingerprint without colons (tls.go)
+	facts           rules.FileFacts               // the file keywords' view of the file ending (file.go)
+	tracker         *rules.Tracker                // threshold/detection_filter counts of this worker
+	fileMem         *FileMemory                   // bytes of files kept for scanning, box-wide
 	streamMem       stream.Budget
 	pool            sync.Pool // *flowState
 	releaseFn       func(*flow.Flow)
@@ -264,6 +266,7 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 		e.fileMem = NewFileMemory()
 	}
 	e.heur = cfg.Heuristics
+	e.dnsSeen = lru.New[dnsKey, time.Time](4096)
 	e.blocked = cfg.Blocked
 	if e.blocked == nil {
 		e.blocked = NewBlocked()

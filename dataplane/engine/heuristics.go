@@ -90,9 +90,9 @@ func (e *Engine) dnsAnswer(st *flowState, client netip.Addr, name []byte, nx boo
 }
 
 // correlate hands an alert to the incident correlator (the flow's client is
-// the office host). When an AV hit and a C&C signal meet on one host, or
-// the incident grows, it tags ev with the incident id and returns the
-// incident's ★★★ alert, to be emitted after ev.
+
+
+
 func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 	h := e.heur
 	st := e.cur.st
@@ -127,6 +127,11 @@ func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 		return nil
 	}
 	ev.Incident = inc.ID
+	if inc.Updated {
+		// Later evidence joins the incident: the alert carries its id, the
+		// owner was told once.
+		return nil
+	}
 	e.stats.Incidents.Add(1)
 	iv := e.event(st, 0, alert.TypeAlert, nil)
 	iv.Incident = inc.ID
@@ -137,11 +142,7 @@ func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 	for _, s := range inc.Signals {
 		what = append(what, s.Kind.String()+" "+s.At.UTC().Format("15:04:05")+" "+s.What)
 	}
-	verb := "opened"
-	if inc.Updated {
-		verb = "grew"
-	}
-	iv.Summary = "Incident " + inc.ID + " " + verb + " on host " + host.String() + " (" + inc.Reason + "): " + strings.Join(what, "; ") +
+	iv.Summary = "Incident " + inc.ID + " on host " + host.String() + " (" + inc.Reason + "): " + strings.Join(what, "; ") +
 		". The host is likely infected: isolate it and check it"
 	return iv
 }

@@ -109,6 +109,7 @@ func starStr(n int) string {
 const (
 	SIDAV         = 2210001
 	SIDAVMail     = 2210002
+	SIDIncident   = 2220020 // AV and C&C on one host
 	SIDAVRetry    = 2210003 // a request for a URL whose file was neutralised
 	SIDCNCDNS     = 2220001
 	SIDCNCLearned = 2220003

@@ -123,7 +123,7 @@ func TestLabFourCases(t *testing.T) {
 	if !PrintSummary(testWriter{t}, res) {
 		t.Error("a case did not behave as expected (summary above)")
 	}
-	want := map[int]int{SIDAV: 3, SIDCNCDNS: 2, SIDCNCLearned: 3, SIDLog4Shell: 2, SIDAVMail: 3}
+	want := map[int]int{SIDAV: 3, SIDCNCDNS: 2, SIDCNCLearned: 3, SIDLog4Shell: 2, SIDAVMail: 3, SIDIncident: 3}
 	for _, a := range w.All() {
 		if a.BoxID != BoxID {
 			t.Errorf("alert sid %d from box %q, want %q", a.Alert.SignatureID, a.BoxID, BoxID)
