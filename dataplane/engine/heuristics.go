@@ -91,8 +91,6 @@ func (e *Engine) dnsAnswer(st *flowState, client netip.Addr, name []byte, nx boo
 
 // correlate hands an alert to the incident correlator (the flow's client is
 
-
-
 func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 	h := e.heur
 	st := e.cur.st
