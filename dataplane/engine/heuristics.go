@@ -90,7 +90,9 @@ func (e *Engine) dnsAnswer(st *flowState, client netip.Addr, name []byte, nx boo
 }
 
 // correlate hands an alert to the incident correlator (the flow's client is
-
+// the office host). When an AV hit and a C&C signal first meet on one host
+// it tags ev with the incident id and returns the incident's ★★★ alert,
+// to be emitted after ev; later evidence is only tagged.
 func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 	h := e.heur
 	st := e.cur.st
