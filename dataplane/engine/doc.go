@@ -87,13 +87,46 @@
 // evicted for lack of room are counted (threshold_evicted) and restart.
 // Windows run on packet timestamps, so a replay gives the same alerts.
 //
+// Files (file.go, scan.go, http.go, mail.go): HTTP bodies both ways
+// (decoded through Content-Encoding by dataplane/contentenc, multipart
+// uploads split by dataplane/mime, Range pieces marked partial) and every
+// MIME part of every SMTP, POP3 and IMAP message (dataplane/mail, mime) are
+// hashed as they stream, kept up to MaxScanSize (MaxScanTotal box-wide),
+// typed (dataplane/filetype), scanned (signatures/av) and, when they are
+// containers, unpacked (dataplane/archive) and every member scanned. The
+// scan runs while the packet that completes the file (or the MIME part) is
+// held: a malicious file gets that packet and the rest of the flow dropped
+// and both sides reset, so the client never holds it whole and an SMTP
+// server never sees the end of DATA. A neutralised download is remembered
+// box-wide (Blocked): its URL and its SHA-256 for 24 h. The file keywords
+// (rules.FileFacts) see each file when it ends.
+//
+// C&C: threat intel is matched at a flow's first packet (destination
+// address and port), on DNS queries and answers (addresses learned per
+// client for the answer's TTL; Config.DNSBlock answers NXDOMAIN or a
+// sinkhole in the resolver's place), TLS SNI, JA3 and server certificate,
+// HTTP Host and URL; indicators below IntelBlockConfidence alert ★★ and
+// pass. Heuristics (heuristics.go, shared box-wide): beaconing per host and
+// destination, NXDOMAIN bursts of random-looking names, and an incident
+// when an AV hit and a C&C signal meet on one host.
+//
 // Detections the engine raises itself (gid 1):
 //
 //	2210001  AV: malicious file in an HTTP transfer             ★★★ blocked
-//	2220001  C&C: DNS lookup of a listed domain                  ★★  allowed
-//	2220002  C&C: connection to a listed address                 ★★★ blocked
+//	2210002  AV: malicious mail attachment (SMTP, POP3, IMAP)   ★★★ blocked
+//	2210003  AV: request for a file blocked earlier (resume)    ★★  blocked
+//	2210004  AV: unscannable file (bomb, encrypted, time limit) ★★  allowed (BlockUnscannable: blocked)
+//	2220001  C&C: DNS lookup of a listed domain                  ★★  allowed (DNSBlock: ★★★ blocked)
+//	2220002  C&C: connection to a listed address[:port]          ★★★ blocked
 //	2220003  C&C: connection to an address of a listed domain    ★★★ blocked
 //	2220004  C&C: HTTP request to a listed host                  ★★★ blocked
+//	2220005  C&C: TLS ClientHello naming a listed domain (SNI)   ★★★ blocked
+//	2220006  C&C: TLS client fingerprint (JA3) of listed malware ★★  allowed
+//	2220007  C&C: listed TLS server certificate (SHA-1)          ★★★ blocked
+//	2220008  C&C: HTTP request for a listed URL                  ★★★ blocked
+//	2220010  C&C: beaconing (periodic connections)               ★★  allowed
+//	2220011  C&C: DGA (burst of NXDOMAIN, random-looking names)  ★★  allowed
+//	2220020  incident: AV and C&C signals on one host            ★★★
 //	2230010  STREAM: conflicting retransmission (evasion)        ★★  packet dropped
 //	2230011  STREAM: urgent data (evasion)                       ★   packet dropped
 //
