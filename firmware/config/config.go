@@ -47,15 +47,20 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // Config is the whole configuration of a box.
 type Config struct {
-	BoxID     string   `json:"box_id"`
-	Board     string   `json:"board"`     // board profile name, e.g. "lab"
-	Queue     int      `json:"queue"`     // NFQUEUE number; -1 takes the board's
-	Steer     bool     `json:"steer"`     // install the steering rules
-	DataDir   string   `json:"data_dir"`  // spool, state
-	LogDir    string   `json:"log_dir"`   // eve.json
-	NATSURL   string   `json:"nats_url"`  // the monitor's NATS
-	Heartbeat Duration `json:"heartbeat"` // heartbeat period
-	Spool     int      `json:"spool_max"` // alerts kept while the monitor is unreachable
+	BoxID   string `json:"box_id"`
+	Board   string `json:"board"`    // board profile name, e.g. "lab"
+	Queue   int    `json:"queue"`    // NFQUEUE number; -1 takes the board's
+	Steer   bool   `json:"steer"`    // install the steering rules
+	DataDir string `json:"data_dir"` // spool, state
+	LogDir  string `json:"log_dir"`  // eve.json
+	NATSURL string `json:"nats_url"` // the monitor's NATS
+	// NATSNKeyFile is this box's NKEY seed file (the monitor lists its
+	// public key in --nats-boxes); NATSCAFile the CA that signed the
+	// monitor's NATS certificate (the connection then requires TLS).
+	NATSNKeyFile string   `json:"nats_nkey_file,omitempty"`
+	NATSCAFile   string   `json:"nats_ca_file,omitempty"`
+	Heartbeat    Duration `json:"heartbeat"` // heartbeat period
+	Spool        int      `json:"spool_max"` // alerts kept while the monitor is unreachable
 
 	Signatures Signatures `json:"signatures"`
 	Engine     Engine     `json:"engine"`

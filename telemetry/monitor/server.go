@@ -77,6 +77,10 @@ type Config struct {
 	// PublicURL is the portal's address as people reach it (links in
 	// mails and reports); default the listening address.
 	PublicURL string
+	// NATSAuth locks the embedded NATS server to known boxes (NKEYs, each
+	// publishing only under its own subjects) and optionally to TLS; nil:
+	// open (a lab or a trusted LAN only).
+	NATSAuth *NATSAuth
 }
 
 // Monitor is a running monitor.
@@ -167,14 +171,15 @@ func Start(cfg Config) (*Monitor, error) {
 			return nil, err
 		}
 	}
-	m.nc, err = nats.Connect(url, nats.Name("utm monitor"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true),
+	m.nc, err = nats.Connect(url, append([]nats.Option{nats.Name("utm monitor"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond), nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				m.log.Warn("monitor lost its NATS connection; reconnecting (alerts wait in the boxes' spools and the stream)", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { m.log.Info("monitor reconnected to NATS", "url", nc.ConnectedUrl()) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { m.log.Info("monitor reconnected to NATS", "url", nc.ConnectedUrl()) })},
+		cfg.NATSAuth.ClientOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect %s: %v (check --nats-url)", ErrNATS, url, err)
 	}
@@ -247,6 +252,11 @@ func (m *Monitor) startNATS() (string, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(m.cfg.DataDir, "jetstream"),
 		NoSigs:     true,
+	}
+	if m.cfg.NATSAuth != nil {
+		if err := m.cfg.NATSAuth.Configure(opts); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrNATS, err)
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

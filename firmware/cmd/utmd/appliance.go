@@ -137,6 +137,7 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 
 	up, err := uplink.Start(ctx, uplink.Config{
 		URL: cfg.NATSURL, BoxID: cfg.BoxID, Version: version,
+		NKeySeedFile: cfg.NATSNKeyFile, CAFile: cfg.NATSCAFile,
 		Heartbeat: durationOr(cfg.Heartbeat, 2*time.Second),
 		Counters:  l.counters,
 		Logger:    log,

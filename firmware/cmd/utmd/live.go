@@ -323,6 +323,7 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 	if f.natsURL != "" {
 		up, err := uplink.Start(ctx, uplink.Config{
 			URL: f.natsURL, BoxID: boxID, Version: version,
+			NKeySeedFile: cfg.NATSNKeyFile, CAFile: cfg.NATSCAFile,
 			Heartbeat: durationOr(cfg.Heartbeat, 2*time.Second),
 			Counters:  l.counters, Logger: log,
 		}, sp)

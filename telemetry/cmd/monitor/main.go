@@ -20,6 +20,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -46,6 +48,10 @@ func main() {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` (PEM) for --tls-cert")
 	var tokenFile string
 	fs.StringVar(&tokenFile, "read-token-file", "", "`file` holding a token (32+ characters) that lets GET requests with \"Authorization: Bearer TOKEN\" read the portal and API without login")
+	var natsBoxes, natsCert, natsKey string
+	fs.StringVar(&natsBoxes, "nats-boxes", "", "box credential `file`: one \"BOX-ID NKEY-PUBLIC-KEY\" per line; each box may publish only its own subjects (without it NATS is open: a lab only)")
+	fs.StringVar(&natsCert, "nats-tls-cert", "", "require TLS on NATS with this certificate `file` (PEM; with --nats-tls-key)")
+	fs.StringVar(&natsKey, "nats-tls-key", "", "private key `file` (PEM) for --nats-tls-cert")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the portal's `URL` as people reach it, for links in mails (default: the --http address)")
 	var mc notify.Config
 	var boxes string
@@ -84,6 +90,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "monitor: unexpected argument %q (see monitor -h)\n", fs.Arg(0))
 		os.Exit(2)
 	}
+	if natsBoxes != "" || natsCert != "" {
+		auth, err := natsAuth(natsBoxes, natsCert, natsKey)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "monitor:", err)
+			os.Exit(2)
+		}
+		cfg.NATSAuth = auth
+	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		fmt.Fprintln(os.Stderr, "monitor: --tls-cert and --tls-key go together")
 		os.Exit(2)
@@ -102,4 +116,30 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("monitor stopped")
+}
+
+// natsAuth builds the embedded NATS server's box credentials and TLS.
+func natsAuth(boxesFile, cert, key string) (*monitor.NATSAuth, error) {
+	a := &monitor.NATSAuth{}
+	if boxesFile != "" {
+		f, err := os.Open(boxesFile)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-boxes: %w", err)
+		}
+		defer f.Close()
+		if a.Boxes, err = monitor.ParseBoxCredentials(f); err != nil {
+			return nil, fmt.Errorf("--nats-boxes %s: %w", boxesFile, err)
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-tls-cert/--nats-tls-key: %w", err)
+		}
+		a.TLS = &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	}
+	return a, nil
 }
