@@ -77,7 +77,8 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 	if err != nil {
 		return err
 	}
-	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool.db"), spool.Options{BoxID: cfg.BoxID, MaxEntries: cfg.Spool, GroupCommit: true})
+	sp, err := spool.Open(filepath.Join(cfg.DataDir, "spool.db"), spool.Options{BoxID: cfg.BoxID, MaxEntries: cfg.Spool, GroupCommit: true,
+		AggregateWindow: spool.DefaultAggregateWindow})
 	if err != nil {
 		return err
 	}

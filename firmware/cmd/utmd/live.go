@@ -274,7 +274,8 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 		if f.dataDir != "" {
 			data = f.dataDir
 		}
-		if sp, err = spool.Open(filepath.Join(data, "spool.db"), spool.Options{BoxID: boxID, MaxEntries: cfg.Spool}); err != nil {
+		if sp, err = spool.Open(filepath.Join(data, "spool.db"), spool.Options{BoxID: boxID, MaxEntries: cfg.Spool, GroupCommit: true,
+			AggregateWindow: spool.DefaultAggregateWindow}); err != nil {
 			return err
 		}
 		defer sp.Close()
