@@ -69,6 +69,14 @@
 // JetStream on the 2-core dev VM, against ~2,700/s with one transaction
 // per alert.
 //
+// Box credentials (Config.NATSAuth, monitor --nats-boxes and
+// --nats-tls-cert/--nats-tls-key): each box is an NKEY user allowed to
+// publish only utm.alerts.<box> and utm.heartbeat.<box> and to subscribe
+// only to its own reply inbox, so a stolen box key cannot forge another
+// box's alerts or read anyone's; the monitor connects as its own user,
+// made at each start. With TLS every connection must use it. Without
+// NATSAuth the embedded server is open: for a lab or a trusted LAN only.
+//
 // Cost: one bbolt write transaction per batch, three index entries per
 // alert; portal queries walk index keys and decode only
 // the records shown. The monitor is off every box's packet path.
