@@ -143,6 +143,9 @@ func TestVerdicts(t *testing.T) {
 	if synToServer.Load() == 0 {
 		t.Fatalf("the handler never saw the client's SYN (saw %d packets): traffic did not go through the queue", seen.Load())
 	}
+	if !q.tookOver.Load() {
+		t.Fatal("go-nfqueue's reader still reads the queue: the receive loop never took over")
+	}
 	st := q.Stats()
 	if st.Packets == 0 || st.Accepted != st.Packets || st.Dropped != 0 {
 		t.Fatalf("after Accept: %+v", st)
