@@ -44,6 +44,7 @@ func TestFuzzSeeds(t *testing.T) {
 		"tls12": {r12.Client, r12.Server, uint16(300)},
 		"tls13": {r13.Client, r13.Server, uint16(517)},
 		"ja3":   {rec(22, publishedHello("bad.example")), rec(22, serverHello12()), uint16(3)},
+		"ja4":   {rec(22, specHello(specSigs)), rec(22, serverHello12()), uint16(200)},
 	}
 	for name, s := range seeds {
 		path := filepath.Join("testdata", "fuzz", "FuzzParse", name)

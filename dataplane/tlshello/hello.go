@@ -144,6 +144,7 @@ func (p *Parser) clientHello(b []byte) bool {
 	p.info.JA3 = p.ja3
 	p.info.JA3Hash = p.ja3Hash[:]
 	p.info.Versions = versions
+	p.computeJA4(ver, ciphers, exts)
 	if sni != nil {
 		p.sni = append(p.sni[:0], sni...)
 		p.info.SNI = p.sni

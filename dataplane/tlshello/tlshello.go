@@ -8,12 +8,16 @@ const MaxMessage = 64 << 10
 // flow; larger ones (rare: huge hellos or certificates) are let go.
 const keepBuffer = 16 << 10
 
+// keepJA4 is the longest cipher or extension list whose JA4 scratch
+// (2 bytes a value to sort, 5 to hash) Reset keeps; real hellos have ~20.
+const keepJA4 = 1024
+
 // Event is a set of handshake messages whose results became available.
 type Event uint8
 
 // Events Feed reports.
 const (
-	ClientHello Event = 1 << iota // Info: SNI, Version, JA3, JA3Hash
+	ClientHello Event = 1 << iota // Info: SNI, Version, JA3, JA3Hash, JA4
 	ServerHello                   // Info: ServerVersion, JA3S, JA3SHash
 	Certificate                   // Info: Subject, Issuer, Serial, Fingerprint
 )
@@ -59,6 +63,7 @@ type Info struct {
 	JA3      []byte // "771,4865-4866,0-23,29-23,0"
 	JA3Hash  []byte // lower hex MD5 of JA3, 32 bytes
 	Versions bool   // the ClientHello offered supported_versions (TLS 1.3 capable)
+	JA4      []byte // "t13d1516h2_8daaf6152771_e5627efa2ab1", JA4Len bytes (ja4.go)
 
 	ServerVersion uint16 // negotiated: supported_versions of the ServerHello, else its legacy_version
 	JA3S          []byte
@@ -83,6 +88,9 @@ type Parser struct {
 	sni, ja3, ja3s, subject, issuer, serial []byte // backing storage of info
 	ja3Hash, ja3sHash                       [32]byte
 	fp                                      [59]byte
+	ja4                                     [JA4Len]byte
+	ja4vals                                 []uint16 // JA4 scratch: a list to sort
+	ja4text                                 []byte   // JA4 scratch: the text to hash
 }
 
 // dirState is the record and handshake framing of one direction.
@@ -126,6 +134,9 @@ func (p *Parser) Reset() {
 	p.seen = 0
 	p.sni, p.ja3, p.ja3s = p.sni[:0], p.ja3[:0], p.ja3s[:0]
 	p.subject, p.issuer, p.serial = p.subject[:0], p.issuer[:0], p.serial[:0]
+	if cap(p.ja4vals) > keepJA4 || cap(p.ja4text) > 5*keepJA4 {
+		p.ja4vals, p.ja4text = nil, nil // an odd hello with huge lists: let them go
+	}
 }
 
 func (p *Parser) max() int {

@@ -51,8 +51,8 @@ func fingerprint(der []byte) string {
 
 // snapshot renders Info for comparisons.
 func snapshot(in *Info) string {
-	return fmt.Sprintf("sni=%q ver=%#x ja3=%q/%s sver=%#x ja3s=%q/%s subj=%q iss=%q serial=%q fp=%q",
-		in.SNI, in.Version, in.JA3, in.JA3Hash, in.ServerVersion, in.JA3S, in.JA3SHash, in.Subject, in.Issuer, in.Serial, in.Fingerprint)
+	return fmt.Sprintf("sni=%q ver=%#x ja3=%q/%s ja4=%s sver=%#x ja3s=%q/%s subj=%q iss=%q serial=%q fp=%q",
+		in.SNI, in.Version, in.JA3, in.JA3Hash, in.JA4, in.ServerVersion, in.JA3S, in.JA3SHash, in.Subject, in.Issuer, in.Serial, in.Fingerprint)
 }
 
 // feedChunks feeds the client's then the server's bytes in chunks of n
