@@ -58,6 +58,8 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 				e.alertIntel(st, sidCNCTLSSNI, string(info.SNI), ind, Reject, nil)
 			} else if ind, ok := bnd.Intel.LookupJA3(info.JA3Hash); ok && len(info.JA3Hash) > 0 {
 				e.alertIntel(st, sidCNCJA3, string(info.JA3Hash), ind, Accept, nil)
+			} else if ind, ok := bnd.Intel.LookupJA4(info.JA4); ok && len(info.JA4) > 0 {
+				e.alertIntel(st, sidCNCJA3, string(info.JA4), ind, Accept, nil)
 			}
 		}
 		in := e.input(st, 0)
@@ -65,6 +67,7 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 		in.Buf[rules.BufTLSSNI] = info.SNI
 		in.Buf[rules.BufJA3Hash] = info.JA3Hash
 		in.Buf[rules.BufJA3String] = info.JA3
+		in.Buf[rules.BufJA4Hash] = info.JA4
 		e.matchRules(bnd, st, in, nil)
 	}
 	if ev&tlshello.ServerHello != 0 && e.cur.verdict == Accept {
@@ -104,6 +107,7 @@ func (st *flowState) tlsMeta() *alert.TLS {
 		Serial:      string(in.Serial),
 		Fingerprint: string(in.Fingerprint),
 		Version:     tlsVersion(in.ServerVersion),
+		JA4:         string(in.JA4),
 	}
 	if in.JA3 != nil {
 		t.JA3 = &alert.JA3{Hash: string(in.JA3Hash), String: string(in.JA3)}

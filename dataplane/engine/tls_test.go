@@ -60,10 +60,11 @@ alert tls any any -> any any (msg:"serial"; tls.cert_serial; content:"%s"; sid:5
 alert tls any any -> any any (msg:"issuer"; tls_cert_issuer; content:"O=Bad Example Inc"; sid:6;)
 alert tls any any -> any any (msg:"ja3 string"; ja3.string; content:"771,"; depth:4; sid:7;)
 alert tls any any -> any any (msg:"fingerprint"; tls.cert_fingerprint; content:"%s"; sid:8;)
+alert tls any any -> any any (msg:"ja4"; ja4.hash; content:"%s"; sid:9;)
 alert tls any any -> any any (msg:"other sni"; tls.sni; content:"good.example"; sid:11;)
 alert tls any any -> any any (msg:"other ja3"; ja3.hash; content:"00000000000000000000000000000000"; sid:12;)
 alert tls any any -> any any (msg:"subject as payload"; content:"CN=nowhere"; sid:13;)
-`, ri.JA3Hash, ri.JA3SHash, tlstest.Serial, ri.Fingerprint)
+`, ri.JA3Hash, ri.JA3SHash, tlstest.Serial, ri.Fingerprint, ri.JA4)
 	var rec recorder
 	e := New(Config{Sink: &rec}, ruleBundle(t, text))
 	pkts := tlsTrace(h, "198.18.1.2:40000", 100)
@@ -74,7 +75,7 @@ alert tls any any -> any any (msg:"subject as payload"; content:"CN=nowhere"; si
 		if ev.TLS == nil || ev.TLS.SNI != "bad.example" || ev.AppProto != "tls" {
 			t.Fatalf("alert %d without the TLS metadata: %+v", ev.Alert.SignatureID, ev.TLS)
 		}
-		if ev.TLS.JA3 == nil || ev.TLS.JA3.Hash != string(ri.JA3Hash) {
+		if ev.TLS.JA3 == nil || ev.TLS.JA3.Hash != string(ri.JA3Hash) || ev.TLS.JA4 != string(ri.JA4) || len(ri.JA4) != 36 {
 			t.Errorf("alert %d: JA3 %+v, want hash %s", ev.Alert.SignatureID, ev.TLS.JA3, ri.JA3Hash)
 		}
 		if ev.Alert.SignatureID == 3 && (ev.TLS.Subject != tlstest.Subject || ev.TLS.IssuerDN != tlstest.Subject || ev.TLS.Version != "TLS 1.2") {
@@ -82,8 +83,8 @@ alert tls any any -> any any (msg:"subject as payload"; content:"CN=nowhere"; si
 		}
 	}
 	sort.Ints(sids)
-	if fmt.Sprint(sids) != "[1 2 3 4 5 6 7 8]" {
-		t.Fatalf("alerts %v, want each of sids 1-8 once", sids)
+	if fmt.Sprint(sids) != "[1 2 3 4 5 6 7 8 9]" {
+		t.Fatalf("alerts %v, want each of sids 1-9 once", sids)
 	}
 	s := e.Stats()
 	if s.TLS.ClientHellos.Load() != 1 || s.TLS.ServerHellos.Load() != 1 || s.TLS.Certificates.Load() != 1 {

@@ -99,7 +99,7 @@ func init() {
 		"http.request_header": BufHTTPRequestHeader, "http.response_header": BufHTTPResponseHeader,
 		"tls.cert_subject": BufTLSCertSubject, "tls.cert_issuer": BufTLSCertIssuer,
 		"tls.cert_serial": BufTLSCertSerial, "tls.cert_fingerprint": BufTLSCertFingerprint,
-		"ja3.hash": BufJA3Hash, "ja3.string": BufJA3String, "ja3s.hash": BufJA3SHash,
+		"ja3.hash": BufJA3Hash, "ja3.string": BufJA3String, "ja3s.hash": BufJA3SHash, "ja4.hash": BufJA4Hash,
 		"file.name": BufFileName,
 		// Suricata 5's underscore sticky spellings (ET Open 2019 uses them).
 		"http_content_type": BufHTTPContentType, "http_header_names": BufHTTPHeaderNames,

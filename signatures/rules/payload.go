@@ -367,7 +367,7 @@ func (p *ruleParser) buildLists() error {
 			case BufDNSQuery:
 				r.app = "dns"
 			case BufTLSSNI, BufTLSCertSubject, BufTLSCertIssuer, BufTLSCertSerial,
-				BufTLSCertFingerprint, BufJA3Hash, BufJA3String, BufJA3SHash:
+				BufTLSCertFingerprint, BufJA3Hash, BufJA3String, BufJA3SHash, BufJA4Hash:
 				r.app = "tls"
 			default:
 				r.app = "http"

@@ -74,6 +74,7 @@ const (
 	BufJA3String // the JA3 string of the ClientHello
 	BufJA3SHash
 	BufFileName
+	BufJA4Hash // the ClientHello's JA4 fingerprint ("t13d1516h2_8daaf6152771_e5627efa2ab1")
 	NumBuffers
 )
 

@@ -172,6 +172,7 @@ type TLS struct {
 	Version     string `json:"version,omitempty"`     // "TLS 1.2", "TLS 1.3"
 	JA3         *JA3   `json:"ja3,omitempty"`
 	JA3S        *JA3   `json:"ja3s,omitempty"`
+	JA4         string `json:"ja4,omitempty"` // FoxIO JA4 of the ClientHello, "t13d1516h2_8daaf6152771_e5627efa2ab1"
 }
 
 // JA3 is a JA3 or JA3S fingerprint: the MD5 (hex) of the string of
