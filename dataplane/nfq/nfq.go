@@ -535,7 +535,14 @@ func (q *Queue) logErr(msg string, err error) {
 	}
 }
 
-// Counters returns the queue's counters by name.
+// Counters returns the queue's counters by name: packets handed to the
+// handler, their verdicts (accepted includes bypassed and truncated),
+// read_errors and verdict_errors (a failed send or a verdict the kernel
+// refused), id_gaps (packets the kernel failed open because our socket
+// buffer was full), verdict_batches, truncated (a message larger than the
+// receive buffer, accepted uninspected), malformed (a message that could
+// not be parsed, skipped), gso (offload super-packets) and capped (packets
+// longer than the 0xffff bytes copied: the handler saw the head).
 func (q *Queue) Counters() map[string]uint64 {
 	return map[string]uint64{
 		"packets":         q.packets.Load(),
