@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/openutm/utm/dataplane/beacon"
 	"github.com/openutm/utm/dataplane/dga"
@@ -55,8 +56,8 @@ func (e *Engine) observeFlow(st *flowState) {
 	ev.Alert = &alert.Alert{Action: alert.ActionAllowed, GID: 1, SignatureID: sidBeacon, Rev: 1,
 		Signature: "UTM C&C beaconing: periodic connections to one destination", Category: categoryCNC, Severity: 2}
 	ev.Stars = 2
-	ev.Summary = "Host " + client.String() + " connects to " + b.Dst + " every " + b.Interval.Round(1e9).String() +
-		" (jitter " + b.Jitter.Round(1e9).String() + ", " + strconv.Itoa(b.Count) + " connections since " +
+	ev.Summary = "Host " + client.String() + " connects to " + b.Dst + " every " + roundPeriod(b.Interval).String() +
+		" (jitter " + roundPeriod(b.Jitter).String() + ", " + strconv.Itoa(b.Count) + " connections since " +
 		b.First.UTC().Format("15:04") + ", score " + strconv.FormatFloat(b.Score, 'f', 2, 64) + "): it may be malware calling home"
 	e.emit(ev)
 }
@@ -74,6 +75,11 @@ func (e *Engine) dnsAnswer(st *flowState, client netip.Addr, name []byte, nx boo
 	}
 	e.stats.DGABursts.Add(1)
 	ev := e.event(st, 1, alert.TypeAlert, nil)
+	if ev.DestIP == client.String() {
+		// The alert is about the asker: put it first, as for every
+		// other alert about an office host.
+		ev.SrcIP, ev.DestIP, ev.SrcPort, ev.DestPort = ev.DestIP, ev.SrcIP, ev.DestPort, ev.SrcPort
+	}
 	ev.Alert = &alert.Alert{Action: alert.ActionAllowed, GID: 1, SignatureID: sidDGA, Rev: 1,
 		Signature: "UTM C&C DGA: burst of failed lookups of random-looking domains", Category: categoryCNC, Severity: 2}
 	ev.Stars = 2
@@ -145,4 +151,13 @@ func (e *Engine) correlate(ev *alert.Event) *alert.Event {
 	iv.Summary = "Incident " + inc.ID + " on host " + host.String() + " (" + inc.Reason + "): " + strings.Join(what, "; ") +
 		". The host is likely infected: isolate it and check it"
 	return iv
+}
+
+// roundPeriod rounds a beacon period for people: to 10 ms below 10 s, to
+// the second above.
+func roundPeriod(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }

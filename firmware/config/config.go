@@ -90,6 +90,9 @@ type Engine struct {
 	// (decompression bombs, encrypted archive members); by default they
 	// pass with a ★★ "unscannable" alert.
 	BlockUnscannable bool `json:"block_unscannable,omitempty"`
+	// IntelBlockConfidence is the indicator confidence (1-100) from which a
+	// threat-intel hit blocks and rates ★★★; below it ★★, allowed. 0: 70.
+	IntelBlockConfidence int `json:"intel_block_confidence,omitempty"`
 	// DNSBlock is what a DNS query for a domain on the threat-intel list
 	// gets: "alert" (let through, ★★; the connection to the address is
 	// blocked, ★★★), "nxdomain" (answered NXDOMAIN by the box, ★★★) or
@@ -169,6 +172,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: heartbeat %v is shorter than 100ms", ErrInvalid, time.Duration(c.Heartbeat))
 	case c.DataDir == "" || c.LogDir == "":
 		return fmt.Errorf("%w: data_dir and log_dir must be set", ErrInvalid)
+	}
+	if n := c.Engine.IntelBlockConfidence; n < 0 || n > 100 {
+		return fmt.Errorf("%w: engine.intel_block_confidence %d: want 1..100 (0 for the default 70)", ErrInvalid, n)
 	}
 	if _, _, _, err := c.Engine.DNSPolicy(); err != nil {
 		return err

@@ -217,18 +217,19 @@ func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Rese
 	policy, sink4, sink6, _ := cfg.Engine.DNSPolicy() // checked by config.Validate
 	dns := map[string]engine.DNSPolicy{"alert": engine.DNSAlert, "nxdomain": engine.DNSNXDomain, "sinkhole": engine.DNSSinkhole}[policy]
 	return engine.Config{
-		DNSBlock:         dns,
-		BlockUnscannable: cfg.Engine.BlockUnscannable,
-		Sinkhole4:        sink4,
-		Sinkhole6:        sink6,
-		MaxFlows:         cfg.Engine.MaxFlows,
-		MaxScanSize:      cfg.Engine.MaxScanSize,
-		MalformedAccept:  cfg.Engine.MalformedAccept,
-		InspectNone:      f.inspect == "none",
-		Sink:             out,
-		Reset:            reset,
-		Stars:            cfg.Stars,
-		Logger:           log,
+		DNSBlock:             dns,
+		BlockUnscannable:     cfg.Engine.BlockUnscannable,
+		IntelBlockConfidence: cfg.Engine.IntelBlockConfidence,
+		Sinkhole4:            sink4,
+		Sinkhole6:            sink6,
+		MaxFlows:             cfg.Engine.MaxFlows,
+		MaxScanSize:          cfg.Engine.MaxScanSize,
+		MalformedAccept:      cfg.Engine.MalformedAccept,
+		InspectNone:          f.inspect == "none",
+		Sink:                 out,
+		Reset:                reset,
+		Stars:                cfg.Stars,
+		Logger:               log,
 	}
 }
 
