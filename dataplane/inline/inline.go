@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync"
@@ -234,14 +235,52 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, release: make(chan struct{})}
 	for _, q := range cfg.Queues {
-		p.workers = append(p.workers, &Worker{
-			Queue:   q,
-			eng:     engine.New(cfg.Engine, cfg.Bundle),
-			hangOn:  cfg.HangOn,
-			release: p.release,
-		})
+		w := &Worker{Queue: q, hangOn: cfg.HangOn, release: p.release}
+		ec := cfg.Engine
+		if ec.Reset != nil {
+			ec.Reset = &releasing{w: w, r: ec.Reset}
+		}
+		w.eng = engine.New(ec, cfg.Bundle)
+		p.workers = append(p.workers, w)
 	}
 	return p, nil
+}
+
+// releasing is a worker's Resetter: before it forges packets it has the
+// worker's queue send the verdicts it holds back (batch accepts), so a
+// reset never overtakes the segments before it (see nfq.Queue.Release).
+// It passes the unreachable and UDP reply interfaces through.
+type releasing struct {
+	w *Worker
+	r engine.Resetter
+}
+
+func (x *releasing) release() {
+	if q := x.w.q; q != nil {
+		q.Release()
+	}
+}
+
+func (x *releasing) ResetBoth(client, server netip.AddrPort, clientNext, serverNext uint32) error {
+	x.release()
+	return x.r.ResetBoth(client, server, clientNext, serverNext)
+}
+
+func (x *releasing) Unreachable(pkt []byte) error {
+	u, ok := x.r.(engine.Unreacher)
+	if !ok {
+		return nil
+	}
+	x.release()
+	return u.Unreachable(pkt)
+}
+
+func (x *releasing) ReplyUDP(pkt, payload []byte) error {
+	u, ok := x.r.(engine.UDPReplier)
+	if !ok {
+		return nil
+	}
+	return u.ReplyUDP(pkt, payload)
 }
 
 // Bound returns a channel closed once every worker's queue is bound (from

@@ -274,6 +274,17 @@ func (q *Queue) sendOut() {
 	q.verdictErr(err)
 }
 
+// Release sends every verdict decided so far, the held accepts included.
+// The handler calls it, on the queue's goroutine, before it acts on the
+// network itself: a TCP reset the engine forges must reach the kernel
+// after the accepts of the segments before it, or the reset's sequence
+// number is ahead of what the receiver has and Linux ignores it (the
+// client of a cut download then hangs instead of seeing the reset).
+func (q *Queue) Release() {
+	q.appendFlush()
+	q.sendOut()
+}
+
 // appendFlush appends the batch verdict for the accepts held back: the
 // kernel accepts every queued packet numbered up to pendID (they are all
 // ours and all decided: the kernel hands packets over in order and the
