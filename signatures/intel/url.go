@@ -102,8 +102,8 @@ func unreserved(c byte) bool {
 
 const hexUpper = "0123456789ABCDEF"
 
-// appendPercent appends src with unreserved escapes decoded and the hex
-// of the others uppercased.
+// appendPercent appends src with unreserved escapes decoded, the hex of the
+// others uppercased, and a '%' that starts no escape written %25.
 func appendPercent(dst, src []byte) []byte {
 	for i := 0; i < len(src); i++ {
 		c := src[i]
@@ -121,8 +121,12 @@ func appendPercent(dst, src []byte) []byte {
 				continue
 			}
 		}
-		if c <= ' ' || c >= 0x7f {
-			dst = append(dst, '%', hexUpper[c>>4], hexUpper[c&15]) // as clients send it
+		if c <= ' ' || c >= 0x7f || c == '%' {
+			// As clients send it; a stray '%' (not an escape) becomes %25
+			// so that no escape can form from what follows ("/%%610"
+			// would otherwise normalise to "/%a0", and that again to
+			// "/%A0": normalising must be idempotent).
+			dst = append(dst, '%', hexUpper[c>>4], hexUpper[c&15])
 			continue
 		}
 		dst = append(dst, c)
