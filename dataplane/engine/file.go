@@ -28,6 +28,7 @@ type fileState struct {
 	// member, an unsupported encoding); "" when it could.
 	unscannable string
 	rangeFrom   int64 // a partial response's first byte (Content-Range); 0: from the start
+	expect      int64 // the size announced (Content-Length, no encoding); 0: unknown
 	size        int64
 	buf         *[]byte // bytes kept for scanning; nil when none
 	overflow    bool    // more than MaxScanSize or the total budget
@@ -43,7 +44,7 @@ var scanPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
 	f.meta = meta
-	f.mail, f.quiet, f.unscannable, f.rangeFrom = nil, false, "", 0 // callers set them after
+	f.mail, f.quiet, f.unscannable, f.rangeFrom, f.expect = nil, false, "", 0, 0 // callers set them after
 	f.size = 0
 	f.overflow, f.gap = false, false
 	if f.md5 == nil {
@@ -65,8 +66,14 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 		return
 	}
 	if f.buf == nil {
-		f.buf = scanPool.Get().(*[]byte)
-		*f.buf = (*f.buf)[:0]
+		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > 64<<10 && e.fileMem.Load()+n <= e.cfg.MaxScanTotal {
+			// The size is announced: one buffer of it, no growing copies.
+			b := make([]byte, 0, n)
+			f.buf = &b
+		} else {
+			f.buf = scanPool.Get().(*[]byte)
+			*f.buf = (*f.buf)[:0]
+		}
 		e.fileMem.Add(int64(cap(*f.buf)))
 	}
 	if len(*f.buf)+len(data) > e.cfg.MaxScanSize || e.fileMem.Load()+int64(len(data)) > e.cfg.MaxScanTotal {

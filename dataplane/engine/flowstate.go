@@ -106,6 +106,7 @@ type flowState struct {
 	decOut    [2]func([]byte) // the decoders' output: into file[d]
 	encErr    [2]string       // why the coming body cannot be decoded
 	rangeFrom [2]int64        // Content-Range start of the coming body
+	expect    [2]int64        // its Content-Length when it is the file's size
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -159,7 +160,7 @@ func (e *Engine) release(f *flow.Flow) {
 	st.closeDecoder(0)
 	st.closeDecoder(1)
 	st.upMIME = false
-	st.encErr, st.rangeFrom = [2]string{}, [2]int64{}
+	st.encErr, st.rangeFrom, st.expect = [2]string{}, [2]int64{}, [2]int64{}
 	st.tcp[0].Reset() // out-of-order pages back to the pool
 	st.tcp[1].Reset()
 	f.Ext = nil

@@ -63,6 +63,7 @@ func (st *flowState) Request(r *http1.Request) {
 	if r.ContentLength > 0 || r.Chunked {
 		in.Buf[rules.BufFileName] = http1.FileName(nil, r.URI) // as Body names the upload
 		st.upMIME = false
+		st.expect[0] = max(r.ContentLength, 0)
 		if ct := r.ContentType; hasMediaType(ct, "multipart/") {
 			// The form's files are extracted part by part (mail.go's
 			// mimeRecv); the raw body is still kept for the body rules.
@@ -106,6 +107,10 @@ func (st *flowState) Response(r *http1.Response) {
 			}
 		}
 		st.rangeFrom[1] = contentRangeStart(r.Headers)
+		st.expect[1] = 0
+		if !st.decOn[1] && st.encErr[1] == "" {
+			st.expect[1] = max(r.ContentLength, 0)
+		}
 	}
 	b := e.pb
 	in := e.input(st, 1)
@@ -198,6 +203,7 @@ func (st *flowState) Body(d http1.Dir, data []byte) {
 		f.unscannable = st.encErr[d]
 		f.quiet = d == http1.ToServer && st.upMIME // the parts are reported instead
 		f.rangeFrom = st.rangeFrom[d]
+		f.expect = st.expect[d]
 	}
 	if d == http1.ToServer && st.upMIME {
 		st.mime.Write(data)

@@ -1,0 +1,55 @@
+package replay
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/openutm/utm/dataplane/engine"
+	"github.com/openutm/utm/dataplane/internal/testpcap"
+	"github.com/openutm/utm/signatures/bundle"
+)
+
+// BenchmarkDownload1MB: one 1 MB HTTP download (random bytes, 1448-byte
+// segments) through the engine with no inspection, the default bundle, and
+// the default bundle with all of ET Open: where full inspection spends its
+// time on file transfers (MB/s of body).
+func BenchmarkDownload1MB(b *testing.B) {
+	body := make([]byte, 1<<20)
+	rand.New(rand.NewSource(1)).Read(body)
+	tr := testpcap.NewTrace(start)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /file.bin HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", len(body))), 0)
+	c.Server(body, 1448)
+	c.Close()
+	pkts := tr.Sorted()
+	def, err := bundle.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"none", "default", "et"} {
+		b.Run(mode, func(b *testing.B) {
+			bn := *def
+			if mode == "et" {
+				bn.Rules = etRules(b, -1)
+			}
+			run := func() {
+				e := engine.New(engine.Config{InspectNone: mode == "none"}, &bn)
+				for _, p := range pkts {
+					e.Process(p.TS, p.Data)
+				}
+			}
+			run() // parse and build the automata outside the timing
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e := engine.New(engine.Config{InspectNone: mode == "none"}, &bn)
+				for _, p := range pkts {
+					e.Process(p.TS, p.Data)
+				}
+			}
+		})
+	}
+}
