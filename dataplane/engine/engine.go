@@ -117,8 +117,13 @@ type Config struct {
 	// StreamMemory caps the reassembly memory of all flows (out-of-order
 	// pages, retransmission history); default 128 MiB.
 	StreamMemory int
-	MaxScanSize  int   // bytes of a file kept for scanning, default 16 MiB
-	MaxScanTotal int64 // bytes of all files kept for scanning (box-wide when FileMemory is shared), default 256 MiB
+	MaxScanSize  int // bytes of a file kept for scanning, default 16 MiB
+	// BodyInspectLimit is how many bytes of an HTTP body the body rules
+	// (http.request_body, http.response_body, file.data) inspect; default
+	// 100 KiB, Suricata's request-body-limit/response-body-limit. The
+	// antivirus scans the whole file (up to MaxScanSize) regardless.
+	BodyInspectLimit int
+	MaxScanTotal     int64 // bytes of all files kept for scanning (box-wide when FileMemory is shared), default 256 MiB
 	// FileMemory counts the bytes of files kept for scanning against
 	// MaxScanTotal; the workers of one box share one (NewFileMemory), so the
 	// cap is the box's, not each worker's. nil: the engine's own.
@@ -237,6 +242,9 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if cfg.MaxScanSize <= 0 {
 		cfg.MaxScanSize = 16 << 20
+	}
+	if cfg.BodyInspectLimit <= 0 {
+		cfg.BodyInspectLimit = 100 << 10
 	}
 	if cfg.MaxScanTotal <= 0 {
 		cfg.MaxScanTotal = 256 << 20

@@ -169,10 +169,14 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		in.File = &e.facts
 		in.Buf[rules.BufFileName] = f.name
 		if f.mail == nil && len(data) > 0 {
+			// The body rules see its first BodyInspectLimit bytes, as
+			// Suricata's request/response-body-limit; the antivirus saw
+			// all of it.
+			body := data[:min(len(data), e.cfg.BodyInspectLimit)]
 			if dir == 0 {
-				in.Buf[rules.BufHTTPRequestBody] = data
+				in.Buf[rules.BufHTTPRequestBody] = body
 			} else {
-				in.Buf[rules.BufHTTPResponseBody] = data
+				in.Buf[rules.BufHTTPResponseBody] = body
 			}
 		}
 		e.matchRules(b, st, in, f.meta)
