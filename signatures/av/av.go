@@ -22,7 +22,9 @@
 // not goroutine-safe) and waits when all are busy, so size Workers to the
 // engine's workers. A scan first computes only the digests the hash lists
 // need, and only for sizes a list names (ClamAV lists give sizes: a file
-// of another size costs no hashing), then runs libyara over the buffer.
+// of another size costs no hashing), or takes them from ScanMeta.Sums when
+// the caller hashed the file already (HashKinds says which kinds are worth
+// passing), then runs libyara over the buffer.
 // On the clean path the scan allocates only inside go-yara: 3-4 small
 // objects per scan for its callback registration (a handle, its
 // container, a callback context; see TestScanAllocs) and 2 more per YARA
@@ -161,6 +163,18 @@ type ScanMeta struct {
 	Name  string // file name or path as the transfer gave it; sets filename, filepath, extension
 	Depth int    // container nesting: 0 for the transferred file, 1 inside one archive...
 	Type  string // filetype external; "" detects it from magic bytes (pe, elf, macho, zip, gzip, pdf, ole, rar, 7z, text, data)
+	// Sums are digests of data the caller already computed (the engine
+	// hashes a file as it streams): the hash lists use them instead of
+	// hashing data again. A nil field is computed by the scan when a list
+	// could match it. A sum must be of exactly data.
+	Sums Sums
+}
+
+// Sums are digests of the data given to ScanWith; nil: not known.
+type Sums struct {
+	MD5    *[16]byte
+	SHA1   *[20]byte
+	SHA256 *[32]byte
 }
 
 // Options says what to load.

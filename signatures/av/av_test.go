@@ -105,6 +105,58 @@ func TestHashListFormats(t *testing.T) {
 	}
 }
 
+// TestSums: the hash lists use the digests the caller passes instead of
+// hashing again (a wrong sum given on purpose decides the verdict), and
+// HashKinds names the kinds listed for any size.
+func TestSums(t *testing.T) {
+	dir := t.TempDir()
+	bad := []byte("a file the lists name")
+	m, s1, s256 := md5.Sum(bad), sha1.Sum(bad), sha256.Sum256(bad)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hdb := write("sized.hdb", hex.EncodeToString(m[:])+fmt.Sprintf(":%d:Sized.MD5\n", len(bad)))
+	plain := write("any.txt", hex.EncodeToString(s1[:])+" Any.SHA1\n"+hex.EncodeToString(s256[:])+" Any.SHA256\n")
+	for _, c := range []struct {
+		name              string
+		files             []string
+		md5, sha1, sha256 bool
+		sums              Sums
+		listed            string
+	}{
+		{name: "sized md5", files: []string{hdb}, sums: Sums{MD5: new([16]byte)}, listed: "Sized.MD5"},
+		{name: "any sha1, sha256", files: []string{plain}, sha1: true, sha256: true, sums: Sums{SHA1: new([20]byte), SHA256: new([32]byte)}, listed: "Any.SHA1"},
+		{name: "sha256 given", files: []string{plain}, sha1: true, sha256: true, sums: Sums{SHA256: &s256}, listed: "Any.SHA1"},
+	} {
+		s, err := New(Options{HashFiles: c.files})
+		if err != nil {
+			t.Fatal(err)
+		}
+		md5k, sha1k, sha256k := s.HashKinds()
+		if md5k != c.md5 || sha1k != c.sha1 || sha256k != c.sha256 {
+			t.Errorf("%s: HashKinds %v %v %v, want %v %v %v", c.name, md5k, sha1k, sha256k, c.md5, c.sha1, c.sha256)
+		}
+		// Without sums the scan hashes the data itself.
+		if r, err := s.Scan(bad); err != nil || r.Threat != c.listed {
+			t.Errorf("%s: scan without sums: %+v %v, want %s", c.name, r, err, c.listed)
+		}
+		// With sums it trusts them: zero digests name no listed file.
+		r, err := s.ScanWith(bad, ScanMeta{Sums: c.sums})
+		want := ""
+		if c.sums.SHA256 == &s256 {
+			want = c.listed // SHA-1 not given: hashed here, listed
+		}
+		if err != nil || r.Threat != want {
+			t.Errorf("%s: scan with sums: %+v %v, want threat %q", c.name, r, err, want)
+		}
+		s.Close()
+	}
+}
+
 // TestConcurrentScans shares one Scanner between goroutines (run with
 // -race), then closes it.
 func TestConcurrentScans(t *testing.T) {
@@ -216,7 +268,7 @@ func FuzzHashList(f *testing.F) {
 				t.Fatalf("error without a line: %v", e)
 			}
 		}
-		if r, ok := h.scan([]byte(text)); ok && (r.Verdict != VerdictMalicious || !strings.HasPrefix(r.Rule, "fuzz.hdb:")) {
+		if r, ok := h.scan([]byte(text), Sums{}); ok && (r.Verdict != VerdictMalicious || !strings.HasPrefix(r.Rule, "fuzz.hdb:")) {
 			t.Fatalf("hit %+v lacks its verdict or list:line", r)
 		}
 	})

@@ -160,9 +160,9 @@ func (h *hashSet) wants(kind int, n int64) bool {
 	return ok
 }
 
-// scan computes the digests that can match data and looks them up. It
-// allocates only on a hit (the rule name).
-func (h *hashSet) scan(data []byte) (Result, bool) {
+// scan computes the digests that can match data, unless sums has them,
+// and looks them up. It allocates only on a hit (the rule name).
+func (h *hashSet) scan(data []byte, sums Sums) (Result, bool) {
 	n := int64(len(data))
 	var buf [64]byte
 	hit := func(sum []byte) (Result, bool) {
@@ -178,22 +178,45 @@ func (h *hashSet) scan(data []byte) (Result, bool) {
 		return Result{Malicious: true, Threat: e.threat, Engine: "hash", Rule: rule, Verdict: VerdictMalicious}, true
 	}
 	if h.wants(kindMD5, n) {
-		sum := md5.Sum(data)
+		sum := sums.MD5
+		if sum == nil {
+			s := md5.Sum(data)
+			sum = &s
+		}
 		if r, ok := hit(sum[:]); ok {
 			return r, true
 		}
 	}
 	if h.wants(kindSHA1, n) {
-		sum := sha1.Sum(data)
+		sum := sums.SHA1
+		if sum == nil {
+			s := sha1.Sum(data)
+			sum = &s
+		}
 		if r, ok := hit(sum[:]); ok {
 			return r, true
 		}
 	}
 	if h.wants(kindSHA256, n) {
-		sum := sha256.Sum256(data)
+		sum := sums.SHA256
+		if sum == nil {
+			s := sha256.Sum256(data)
+			sum = &s
+		}
 		if r, ok := hit(sum[:]); ok {
 			return r, true
 		}
 	}
 	return Result{}, false
+}
+
+// HashKinds reports which digests a scan computes whatever the file's
+// size: the kinds some hash list holds with size "*" or in a plain list.
+// A caller that hashes files as they stream (the engine) computes these
+// too and passes them in ScanMeta.Sums, so the scan does not hash the
+// file again; a list that names sizes (ClamAV .hdb) costs a hash only for
+// a file of a size it names.
+func (s *Scanner) HashKinds() (md5, sha1, sha256 bool) {
+	k := &s.hashes.kinds
+	return k[kindMD5].anySize, k[kindSHA1].anySize, k[kindSHA256].anySize
 }

@@ -2,6 +2,7 @@ package av
 
 import (
 	"bytes"
+	"crypto/md5"
 	"errors"
 	"os"
 	"path/filepath"
@@ -229,8 +230,12 @@ func TestScanAllocs(t *testing.T) {
 	}
 	defer s.Close()
 	h := s.hashes
-	if n := testing.AllocsPerRun(100, func() { h.scan(data) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { h.scan(data, Sums{}) }); n != 0 {
 		t.Errorf("hash lookup: %v allocs per scan, want 0", n)
+	}
+	sum := md5.Sum(data)
+	if n := testing.AllocsPerRun(100, func() { h.scan(data, Sums{MD5: &sum}) }); n != 0 {
+		t.Errorf("hash lookup with the caller's MD5: %v allocs per scan, want 0", n)
 	}
 	n := testing.AllocsPerRun(100, func() {
 		if r, err := s.Scan(data); err != nil || r.Malicious {

@@ -54,7 +54,7 @@ func (s *Scanner) ScanWith(data []byte, m ScanMeta) (Result, error) {
 		return Result{Verdict: VerdictUnscanned}, ErrClosed
 	}
 	s.stats.scans.Add(1)
-	if r, ok := s.hashes.scan(data); ok {
+	if r, ok := s.hashes.scan(data, m.Sums); ok {
 		s.stats.malicious.Add(1)
 		return r, nil
 	}
