@@ -200,7 +200,7 @@ alert http any any -> any any (msg:"shared-3"; http.uri; content:"/cgi-bin/"; si
 alert http any any -> any any (msg:"shared-nocase"; http.uri; content:"/CGI-BIN/"; nocase; sid:10;)
 alert http any any -> any any (msg:"negated"; http.uri; content:"/cgi-bin/"; content:!"two"; sid:11;)
 `))
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vTCP+vToServer].ac == nil {
+	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer].ac == nil {
 		t.Fatal("the URI bucket has no automaton")
 	}
 	cases := []struct {
@@ -422,4 +422,49 @@ func TestLanesAgainstOneLane(t *testing.T) {
 		}
 	}
 	t.Logf("%d placements agree", checked)
+}
+
+// TestGroupPortIndex: header rules indexed by their ports (single ports,
+// ranges, lists with exceptions, source-port rules, bidirectional and
+// any-port rules mixed) match exactly what brute force matches, in load
+// order, on packets to and from every port the rules name and others.
+func TestGroupPortIndex(t *testing.T) {
+	portSpecs := []string{"any", "22", "80", "[80,443]", "5900:5920", "[1000:1010,!1005]", "!80", "[$HTTP_PORTS]", "0:100", "443"}
+	var text strings.Builder
+	sid := 1
+	for _, sp := range portSpecs {
+		for _, dp := range portSpecs {
+			for _, arrow := range []string{"->", "<>"} {
+				fmt.Fprintf(&text, "alert tcp any %s %s any %s (msg:\"r%d\"; flags:S; sid:%d;)\n", sp, arrow, dp, sid, sid)
+				sid++
+			}
+		}
+	}
+	s := load(t, text.String())
+	ports := []uint16{0, 22, 23, 79, 80, 81, 100, 101, 443, 999, 1000, 1005, 1006, 1010, 5899, 5900, 5910, 5920, 8080, 40000}
+	out := make([]*Rule, 0, 256)
+	hits := 0
+	for _, a := range ports {
+		for _, b := range ports {
+			in := &Input{Proto: 6, Src: netip.MustParseAddr("198.18.1.2"), Dst: netip.MustParseAddr("198.18.2.2"),
+				SrcPort: a, DstPort: b, ToServer: true, TCPFlags: 0x02, PayloadLen: 0}
+			out = s.Match(in, out)
+			var want []int
+			for _, r := range s.Rules() {
+				if r.quick(in) && r.full(in) {
+					want = append(want, r.SID)
+				}
+			}
+			if got := sids(out); !slices.Equal(got, want) {
+				t.Fatalf("ports %d -> %d: Match %v, brute force %v", a, b, got, want)
+			}
+			hits += len(want)
+		}
+	}
+	if g := s.pf.groups; len(g) != 1 || g[0].byDst == nil || g[0].bySrc == nil || len(g[0].anyPort) == 0 {
+		t.Fatalf("the group is not indexed by both ports: %+v", g)
+	}
+	if hits < 1000 {
+		t.Fatalf("only %d matches: the test does not exercise the index", hits)
+	}
 }

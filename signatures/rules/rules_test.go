@@ -539,7 +539,7 @@ func TestPrefilterNoFalseNegative(t *testing.T) {
 		fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
 	}
 	s := load(t, text.String())
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vTCP+vToServer].ac == nil {
+	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer].ac == nil {
 		t.Fatal("bucket too small to get an automaton")
 	}
 	hits := 0
