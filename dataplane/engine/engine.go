@@ -15,6 +15,7 @@ import (
 	"github.com/openutm/utm/dataplane/internal/lru"
 	"github.com/openutm/utm/dataplane/packet"
 	"github.com/openutm/utm/dataplane/stream"
+	"github.com/openutm/utm/signatures/av"
 	"github.com/openutm/utm/signatures/bundle"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
@@ -154,6 +155,13 @@ type Config struct {
 	// bombs, encrypted archive members); by default they pass with a ★★
 	// alert.
 	BlockUnscannable bool
+	// FileMD5 and FileSHA1 compute every file's MD5 and SHA-1 besides its
+	// SHA-256 (always computed), for fileinfo events (config
+	// engine.file_hashes). Without them a file gets an MD5 or SHA-1 only
+	// when a rule reads it (filemd5, filesha1) or an AV hash list of that
+	// kind matches files of any size; fileinfo events carry the digests
+	// computed.
+	FileMD5, FileSHA1 bool
 	// Heuristics are the box-wide beacon, DGA and incident detectors; the
 	// workers of one box share one (NewHeuristics). nil: none run.
 	Heuristics *Heuristics
@@ -212,9 +220,16 @@ type Engine struct {
 	facts           rules.FileFacts               // the file keywords' view of the file ending (file.go)
 	tracker         *rules.Tracker                // threshold/detection_filter counts of this worker
 	fileMem         *FileMemory                   // bytes of files kept for scanning, box-wide
-	streamMem       stream.Budget
-	pool            sync.Pool // *flowState
-	releaseFn       func(*flow.Flow)
+	bufs            fileBufs                      // idle file buffers (file.go)
+	digests         struct {                      // which digests the bundle's rules and hash lists read (file.go)
+		b         *bundle.Bundle
+		rules     *rules.Set
+		av        *av.Scanner
+		md5, sha1 bool
+	}
+	streamMem stream.Budget
+	pool      sync.Pool // *flowState
+	releaseFn func(*flow.Flow)
 }
 
 // pktCtx is what the callbacks of the current packet need to know.
@@ -445,13 +460,16 @@ func (e *Engine) expire(now time.Time) {
 		}
 	}
 	e.blocked.expire(now)
+	e.expireBufs(now)
 }
 
-// Close ends every flow (files still open are reported truncated). Call it
-// at the end of a replay or when the engine stops.
+// Close ends every flow (files still open are reported truncated) and
+// gives the idle file buffers back to FileMemory. Call it at the end of a
+// replay or when the engine stops.
 func (e *Engine) Close() {
 	e.pb = e.bundle.Load()
 	e.flows.Flush(e.releaseFn)
+	e.dropIdle(len(e.bufs.free))
 }
 
 // Flows returns how many flows are tracked.

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"math/bits"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/openutm/utm/dataplane/filetype"
 	"github.com/openutm/utm/dataplane/http1"
+	"github.com/openutm/utm/signatures/av"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -30,16 +32,19 @@ type fileState struct {
 	rangeFrom   int64 // a partial response's first byte (Content-Range); 0: from the start
 	expect      int64 // the size announced (Content-Length, no encoding); 0: unknown
 	size        int64
-	buf         *[]byte // bytes kept for scanning; nil when none
+	buf         *[]byte // bytes kept for scanning (Engine.takeBuf); nil when none
 	overflow    bool    // more than MaxScanSize or the total budget
 	gap         bool    // bytes of the transfer were never seen (stream gap)
-	md5, sha1   hash.Hash
-	sha256      hash.Hash
-	sum         [sha256.Size]byte
+	// SHA-256 always; MD5 and SHA-1 only when something reads them
+	// (Engine.fileDigests): md5On, sha1On for this file.
+	sha256    hash.Hash
+	md5, sha1 hash.Hash // made at the first file that needs them
+	md5On     bool
+	sha1On    bool
+	sha256Sum [sha256.Size]byte // the digests, set by sums when the file ends
+	md5Sum    [md5.Size]byte
+	sha1Sum   [sha1.Size]byte
 }
-
-// scanPool holds scan buffers up to 1 MiB; larger ones go to the GC.
-var scanPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
@@ -47,51 +52,108 @@ func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.mail, f.quiet, f.unscannable, f.rangeFrom, f.expect = nil, false, "", 0, 0 // callers set them after
 	f.size = 0
 	f.overflow, f.gap = false, false
-	if f.md5 == nil {
-		f.md5, f.sha1, f.sha256 = md5.New(), sha1.New(), sha256.New()
+	if f.sha256 == nil {
+		f.sha256 = sha256.New()
 	} else {
-		f.md5.Reset()
-		f.sha1.Reset()
 		f.sha256.Reset()
+	}
+	f.md5On, f.sha1On = e.fileDigests()
+	if f.md5On {
+		if f.md5 == nil {
+			f.md5 = md5.New()
+		} else {
+			f.md5.Reset()
+		}
+	}
+	if f.sha1On {
+		if f.sha1 == nil {
+			f.sha1 = sha1.New()
+		} else {
+			f.sha1.Reset()
+		}
 	}
 	e.stats.Files.Add(1)
 }
 
+// fileDigests says whether files starting now get an MD5 and a SHA-1
+// besides their SHA-256: Config.FileMD5/FileSHA1, a rule using filemd5 /
+// filesha1, or a hash list of that kind for files of any size (the AV then
+// takes the engine's digest instead of hashing the file again). Worked out
+// once per bundle.
+func (e *Engine) fileDigests() (md5, sha1 bool) {
+	b := e.pb
+	if b != e.digests.b || b.Rules != e.digests.rules || b.AV != e.digests.av {
+		d := &e.digests
+		d.b, d.rules, d.av = b, b.Rules, b.AV
+		d.md5, d.sha1 = b.Rules.FileDigests()
+		if b.AV != nil {
+			m, s, _ := b.AV.HashKinds()
+			d.md5, d.sha1 = d.md5 || m, d.sha1 || s
+		}
+	}
+	return e.cfg.FileMD5 || e.digests.md5, e.cfg.FileSHA1 || e.digests.sha1
+}
+
+// sums finishes f's digests into f.sha256Sum (and md5Sum, sha1Sum when
+// computed).
+func (f *fileState) sums() {
+	f.sha256.Sum(f.sha256Sum[:0])
+	if f.md5On {
+		f.md5.Sum(f.md5Sum[:0])
+	}
+	if f.sha1On {
+		f.sha1.Sum(f.sha1Sum[:0])
+	}
+}
+
 func (e *Engine) fileData(f *fileState, data []byte) {
 	f.size += int64(len(data))
-	f.md5.Write(data)
-	f.sha1.Write(data)
 	f.sha256.Write(data)
+	if f.md5On {
+		f.md5.Write(data)
+	}
+	if f.sha1On {
+		f.sha1.Write(data)
+	}
 	if f.overflow {
 		return
 	}
 	if f.buf == nil {
-		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > 64<<10 && e.fileMem.Load()+n <= e.cfg.MaxScanTotal {
+		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > fileBufMin {
 			// The size is announced: one buffer of it, no growing copies.
-			b := make([]byte, 0, n)
-			f.buf = &b
-		} else {
-			f.buf = scanPool.Get().(*[]byte)
-			*f.buf = (*f.buf)[:0]
+			f.buf = e.takeBuf(int(n))
 		}
-		e.fileMem.Add(int64(cap(*f.buf)))
+		if f.buf == nil {
+			f.buf = e.takeBuf(fileBufMin)
+		}
+		if f.buf == nil {
+			f.overflow = true // the box's file memory is spent
+			return
+		}
 	}
-	if len(*f.buf)+len(data) > e.cfg.MaxScanSize || e.fileMem.Load()+int64(len(data)) > e.cfg.MaxScanTotal {
+	b := *f.buf
+	if len(b)+len(data) > e.cfg.MaxScanSize {
 		f.overflow = true
 		return
 	}
-	before := cap(*f.buf)
-	*f.buf = append(*f.buf, data...)
-	e.fileMem.Add(int64(cap(*f.buf) - before))
+	if len(b)+len(data) > cap(b) {
+		nb := e.takeBuf(min(max(2*cap(b), len(b)+len(data)), e.cfg.MaxScanSize))
+		if nb == nil {
+			f.overflow = true
+			return
+		}
+		*nb = append((*nb)[:0], b...)
+		e.putBuf(f.buf)
+		f.buf = nb
+		b = *nb
+	}
+	*f.buf = append(b, data...)
 }
 
 // dropFile releases f's buffer without a verdict.
 func (e *Engine) dropFile(f *fileState) {
 	if f.buf != nil {
-		e.fileMem.Add(-int64(cap(*f.buf)))
-		if cap(*f.buf) <= 1<<20 {
-			scanPool.Put(f.buf)
-		}
+		e.putBuf(f.buf)
 		f.buf = nil
 	}
 	f.active = false
@@ -105,14 +167,19 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	if f.buf != nil {
 		data = *f.buf
 	}
+	f.sums()
 	info := &alert.FileInfo{
 		Filename: string(f.name),
 		Size:     f.size,
-		MD5:      hex.EncodeToString(f.md5.Sum(f.sum[:0])),
-		SHA1:     hex.EncodeToString(f.sha1.Sum(f.sum[:0])),
-		SHA256:   hex.EncodeToString(f.sha256.Sum(f.sum[:0])),
+		SHA256:   hex.EncodeToString(f.sha256Sum[:]),
 		State:    "CLOSED",
 		Verdict:  "clean",
+	}
+	if f.md5On {
+		info.MD5 = hex.EncodeToString(f.md5Sum[:])
+	}
+	if f.sha1On {
+		info.SHA1 = hex.EncodeToString(f.sha1Sum[:])
 	}
 	if !complete {
 		info.State = "TRUNCATED"
@@ -143,7 +210,18 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.Verdict = "unscannable"
 	}
 	if !malicious && b.AV != nil && len(data) > 0 {
-		res := e.scan(b, data, info.Filename)
+		var sums av.Sums
+		if int64(len(data)) == f.size {
+			// The buffer is the whole transfer: the digests are of it.
+			sums.SHA256 = &f.sha256Sum
+			if f.md5On {
+				sums.MD5 = &f.md5Sum
+			}
+			if f.sha1On {
+				sums.SHA1 = &f.sha1Sum
+			}
+		}
+		res := e.scan(b, data, info.Filename, sums)
 		info.Scanned = res.err == nil
 		switch {
 		case res.err != nil:
@@ -205,9 +283,15 @@ func (e *Engine) fileFacts(f *fileState, info *alert.FileInfo, complete bool) {
 	if i := strings.LastIndexByte(ff.Name, '.'); i >= 0 && i < len(ff.Name)-1 {
 		ff.Ext = strings.ToLower(ff.Name[i+1:])
 	}
-	f.md5.Sum(ff.MD5[:0])
-	f.sha1.Sum(ff.SHA1[:0])
-	f.sha256.Sum(ff.SHA256[:0])
+	// A digest not computed is zero: no rule reads it (fileDigests), unless
+	// a bundle swapped in while the file streamed added one.
+	ff.MD5, ff.SHA1, ff.SHA256 = [16]byte{}, [20]byte{}, f.sha256Sum
+	if f.md5On {
+		ff.MD5 = f.md5Sum
+	}
+	if f.sha1On {
+		ff.SHA1 = f.sha1Sum
+	}
 	ff.Complete = complete && !f.gap && f.rangeFrom == 0
 }
 
@@ -312,4 +396,99 @@ func (e *Engine) alertBlockedRetry(st *flowState, m *reqMeta, b blockedEntry) {
 	a.Stars = 2
 	a.Summary = "Refused a request for a file neutralised earlier (" + b.threat + "): a resume or retry of a blocked download; the connection was reset"
 	e.emit(a)
+}
+
+// File buffers. Each Engine keeps the buffers of files that ended on a
+// short free list, so a worker serving one download after another neither
+// allocates nor clears a buffer per file. Idle buffers stay counted in
+// FileMemory: MaxScanTotal bounds the bytes kept and idle together. An
+// engine drops its own idle buffers (oldest first) when a file needs room
+// the budget no longer has, and all of them after fileBufIdle without a
+// file ending; at most MaxScanTotal/16 of idle bytes and fileBufKeep
+// buffers per engine.
+const (
+	fileBufMin  = 64 << 10 // a file of unknown size starts with this much
+	fileBufKeep = 8
+	fileBufIdle = time.Minute
+)
+
+type fileBufs struct {
+	free    []*[]byte // oldest first
+	idle    int64     // bytes in free
+	lastPut time.Time
+}
+
+// fileBufSize rounds n up to a size class (steps of 1/8 of a power of two
+// above fileBufMin), so files of nearly the same size share buffers; it
+// stays within max(n, limit).
+func fileBufSize(n, limit int) int {
+	if n <= fileBufMin {
+		return fileBufMin
+	}
+	step := 1 << max(bits.Len(uint(n-1))-4, 0)
+	c := (n + step - 1) &^ (step - 1)
+	return max(n, min(c, limit))
+}
+
+// takeBuf returns an empty buffer of at least n bytes: the smallest idle
+// one that fits, else a new one if the box's file memory has room (after
+// dropping this engine's idle buffers if need be), else nil.
+func (e *Engine) takeBuf(n int) *[]byte {
+	fb := &e.bufs
+	best := -1
+	for i, b := range fb.free {
+		if cap(*b) >= n && (best < 0 || cap(*b) < cap(*fb.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := fb.free[best]
+		fb.free = append(fb.free[:best], fb.free[best+1:]...)
+		fb.idle -= int64(cap(*b))
+		*b = (*b)[:0]
+		return b
+	}
+	c := int64(fileBufSize(n, e.cfg.MaxScanSize))
+	for e.fileMem.Load()+c > e.cfg.MaxScanTotal && len(fb.free) > 0 {
+		e.dropIdle(1)
+	}
+	if e.fileMem.Load()+c > e.cfg.MaxScanTotal {
+		return nil
+	}
+	b := make([]byte, 0, c)
+	e.fileMem.Add(c)
+	return &b
+}
+
+// putBuf keeps b for a later file, dropping the oldest idle buffers over
+// the per-engine limits.
+func (e *Engine) putBuf(b *[]byte) {
+	fb := &e.bufs
+	fb.free = append(fb.free, b)
+	fb.idle += int64(cap(*b))
+	fb.lastPut = e.now
+	for len(fb.free) > fileBufKeep || fb.idle > e.cfg.MaxScanTotal/16 {
+		e.dropIdle(1)
+	}
+}
+
+// dropIdle lets the GC have the n oldest idle buffers.
+func (e *Engine) dropIdle(n int) {
+	fb := &e.bufs
+	n = min(n, len(fb.free))
+	for i, b := range fb.free[:n] {
+		fb.idle -= int64(cap(*b))
+		e.fileMem.Add(-int64(cap(*b)))
+		fb.free[i] = nil
+	}
+	fb.free = append(fb.free[:0], fb.free[n:]...)
+	clear(fb.free[len(fb.free):cap(fb.free)])
+}
+
+// expireBufs drops every idle buffer once no file has ended for
+// fileBufIdle, so a quiet worker gives its memory back.
+func (e *Engine) expireBufs(now time.Time) {
+	if fb := &e.bufs; len(fb.free) > 0 && now.Sub(fb.lastPut) >= fileBufIdle {
+		e.dropIdle(len(fb.free))
+	}
 }

@@ -20,17 +20,17 @@ type scanResult struct {
 	err         error  // the scanner failed
 }
 
-// scan scans data, then, when it is a container (zip, gzip, bzip2, xz,
+// scan scans data (sums: its digests when the caller has them), then, when it is a container (zip, gzip, bzip2, xz,
 // tar, ...), every member at every depth within Config.Archive's limits.
 // A tripped limit (a decompression bomb) or an encrypted member makes the
 // file unscannable; the members seen up to there are scanned. It runs
 // while the packet that completed the file is held.
-func (e *Engine) scan(b *bundle.Bundle, data []byte, name string) scanResult {
+func (e *Engine) scan(b *bundle.Bundle, data []byte, name string, sums av.Sums) scanResult {
 	var r scanResult
 	if b.AV == nil || len(data) == 0 {
 		return r
 	}
-	res, err := b.AV.ScanWith(data, av.ScanMeta{Name: name})
+	res, err := b.AV.ScanWith(data, av.ScanMeta{Name: name, Sums: sums})
 	switch {
 	case res.Malicious:
 		r.malicious, r.threat = true, res.Threat
