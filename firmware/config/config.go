@@ -100,6 +100,29 @@ type Engine struct {
 	DNSBlock  string `json:"dns_block,omitempty"`
 	Sinkhole4 string `json:"sinkhole4,omitempty"`
 	Sinkhole6 string `json:"sinkhole6,omitempty"`
+	// FileHashes are the digests computed for every file and reported in
+	// fileinfo events: "md5", "sha1", "sha256". SHA-256 is always computed
+	// (alerts, the blocked-file table); MD5 and SHA-1 cost a pass over
+	// every file each, so by default (empty) a file gets them only when a
+	// rule (filemd5, filesha1) or a hash list of that kind needs them.
+	FileHashes []string `json:"file_hashes,omitempty"`
+}
+
+// FileDigests parses FileHashes: whether every file gets an MD5 and a
+// SHA-1 (SHA-256 it always gets).
+func (e Engine) FileDigests() (md5, sha1 bool, err error) {
+	for _, h := range e.FileHashes {
+		switch h {
+		case "md5":
+			md5 = true
+		case "sha1":
+			sha1 = true
+		case "sha256":
+		default:
+			return false, false, fmt.Errorf("%w: engine.file_hashes: %q: want md5, sha1 or sha256", ErrInvalid, h)
+		}
+	}
+	return md5, sha1, nil
 }
 
 // DNSPolicy parses DNSBlock and the sinkhole addresses.
@@ -177,6 +200,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: engine.intel_block_confidence %d: want 1..100 (0 for the default 70)", ErrInvalid, n)
 	}
 	if _, _, _, err := c.Engine.DNSPolicy(); err != nil {
+		return err
+	}
+	if _, _, err := c.Engine.FileDigests(); err != nil {
 		return err
 	}
 	for sid, n := range c.Stars {

@@ -104,3 +104,34 @@ func TestDNSBlock(t *testing.T) {
 		}
 	}
 }
+
+func TestFileHashes(t *testing.T) {
+	dir := t.TempDir()
+	for i, c := range []struct {
+		json      string
+		md5, sha1 bool
+		ok        bool
+	}{
+		{`{}`, false, false, true},
+		{`{"engine":{"file_hashes":["sha256"]}}`, false, false, true},
+		{`{"engine":{"file_hashes":["md5","sha1","sha256"]}}`, true, true, true},
+		{`{"engine":{"file_hashes":["sha1"]}}`, false, true, true},
+		{`{"engine":{"file_hashes":["MD5"]}}`, false, false, false},
+		{`{"engine":{"file_hashes":["crc32"]}}`, false, false, false},
+	} {
+		p := filepath.Join(dir, "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		got, err := Load(p)
+		if c.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("case %d %s: err %v, want ok=%v (ErrInvalid otherwise)", i, c.json, err, c.ok)
+			continue
+		}
+		if !c.ok {
+			continue
+		}
+		md5, sha1, _ := got.Engine.FileDigests()
+		if md5 != c.md5 || sha1 != c.sha1 {
+			t.Errorf("case %d %s: md5 %v sha1 %v, want %v %v", i, c.json, md5, sha1, c.md5, c.sha1)
+		}
+	}
+}
