@@ -196,3 +196,76 @@ func TestPOP3AndIMAPDownloadsCut(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPSectionAndPartialFetchCut: the ways Thunderbird fetches big
+// messages are inspected like a whole FETCH: an attachment fetched alone
+// (BODY[2], base64 without its MIME header; and with BODY[2.MIME]) and a
+// message fetched in chunks (BODY[]<origin>) are detected, and the packet
+// that would complete the attachment or the message is not accepted.
+func TestIMAPSectionAndPartialFetchCut(t *testing.T) {
+	att := append(append([]byte(nil), eicar...), bytes.Repeat([]byte("pad "), 500)...)
+	var b64 bytes.Buffer
+	enc := base64.StdEncoding.EncodeToString(att)
+	for len(enc) > 76 {
+		b64.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b64.WriteString(enc + "\r\n")
+	part := b64.Bytes()
+	msg := mimeMessage("x.com", att)
+	mimeHdr := "Content-Type: application/octet-stream; name=\"x.com\"\r\nContent-Disposition: attachment; filename=\"x.com\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	chunks := func(size int) [][]byte {
+		var out [][]byte
+		for o := 0; o < len(msg); o += size {
+			c := msg[o:min(len(msg), o+size)]
+			out = append(out, append(append([]byte(fmt.Sprintf("* 1 FETCH (UID 9 RFC822.SIZE %d BODY[]<%d> {%d}\r\n", len(msg), o, len(c))), c...), ")\r\na1 OK done\r\n"...))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		replies [][]byte
+		subject string // "" when the message's header was not fetched
+		file    string
+	}{
+		{"section base64", [][]byte{append(append([]byte(fmt.Sprintf("* 1 FETCH (BODY[2] {%d}\r\n", len(part))), part...), ")\r\na1 OK done\r\n"...)}, "", ""},
+		{"section with MIME header", [][]byte{append(append([]byte(fmt.Sprintf("* 1 FETCH (BODY[2.MIME] {%d}\r\n%s BODY[2] {%d}\r\n", len(mimeHdr), mimeHdr, len(part))), part...), ")\r\na1 OK done\r\n"...)}, "", "x.com"},
+		{"partial chunks", chunks(1000), "Rechnung €", "x.com"},
+	} {
+		tr := testpcap.NewTrace(t0)
+		conn := tr.NewTCP("198.18.1.2:40143", "198.18.2.25:143").Handshake()
+		conn.Server([]byte("* OK IMAP4rev1 ready\r\n"), 0)
+		conn.Client([]byte("a0 LOGIN bob secret\r\n"), 0)
+		conn.Server([]byte("a0 OK logged in\r\n"), 0)
+		conn.Client([]byte("s1 SELECT INBOX\r\n"), 0)
+		conn.Server([]byte("* 1 EXISTS\r\ns1 OK [READ-WRITE] SELECT completed\r\n"), 0)
+		for i, r := range c.replies {
+			conn.Client([]byte(fmt.Sprintf("a1 UID FETCH 9 (UID RFC822.SIZE BODY.PEEK[]<%d.1000>)\r\n", i*1000)), 0)
+			conn.Server(r, 700)
+		}
+		var rec recorder
+		e := New(Config{Sink: &rec, Reset: &resets{}}, defaultBundle(t))
+		pkts := tr.Sorted()
+		vs := verdicts(e, pkts)
+		last := c.replies[len(c.replies)-1]
+		end := -1 // the packet with the attachment's or the message's last bytes
+		for i, p := range pkts {
+			if bytes.Contains(p.Data, last[len(last)-len(")\r\na1 OK done\r\n")-8:len(last)-len(")\r\na1 OK done\r\n")]) {
+				end = i
+			}
+		}
+		if end < 0 || vs[end] == Accept {
+			t.Fatalf("%s: the packet completing the transfer got %v (index %d; verdicts %v)", c.name, vs[max(end, 0)], end, vs)
+		}
+		al := rec.alerts()
+		if len(al) != 1 || al[0].AppProto != "imap" || al[0].Alert.SignatureID != sidAVMail || al[0].FileInfo == nil {
+			t.Fatalf("%s: alerts %+v", c.name, al)
+		}
+		if got := al[0].FileInfo.Filename; got != c.file {
+			t.Errorf("%s: file name %q, want %q", c.name, got, c.file)
+		}
+		if c.subject != "" && (al[0].Email == nil || al[0].Email.Subject != c.subject) {
+			t.Errorf("%s: email %+v, want subject %q", c.name, al[0].Email, c.subject)
+		}
+	}
+}

@@ -154,6 +154,48 @@ func TestAVLabPOP3IMAP(t *testing.T) {
 	}
 }
 
+// IMAP the way Thunderbird fetches big mail, from dovecot through utmd: a
+// message in chunks (BODY[]<origin.size>) and an attachment alone
+// (BODY[2], with and without BODY[2.MIME]). The infected message's chunks
+// and the EICAR part never arrive whole; the clean message arrives intact
+// in chunks and its attachment part too.
+func TestAVLabIMAPPartialAndSection(t *testing.T) {
+	l := newLab(t)
+	_, dir := l.startAV(t)
+	clean := make([]byte, 30<<10)
+	rand.Read(clean)
+	infected := mailMessage("infected chunks", "imap-1", attachment{Name: "eicar.com", Data: append([]byte(eicar), bytes.Repeat([]byte("pad "), 2000)...), Enc: "base64"})
+	cleanMsg := mailMessage("clean chunks", "imap-2", attachment{Name: "notes.bin", Data: clean, Enc: "base64"})
+	dc := maillab.StartDovecot(t, l.ServerName(), labMailIP, infected, cleanMsg)
+	const chunk = 4000
+	if f := dc.IMAPFetchChunks(t, l.ClientName(), dc.IMAPAddr, 1, chunk); f.Complete {
+		t.Errorf("chunks: the infected message downloaded through utmd (%d bytes)", len(f.Data))
+	}
+	for _, mime := range []bool{false, true} {
+		if f := dc.IMAPFetchPart(t, l.ClientName(), dc.IMAPAddr, 1, "2", mime); f.Complete {
+			t.Errorf("part 2 (MIME header %v): the EICAR attachment downloaded through utmd (%d bytes)", mime, len(f.Data))
+		}
+	}
+	if f := dc.IMAPFetchChunks(t, l.ClientName(), dc.IMAPAddr, 2, chunk); !f.Complete || !bytes.Equal(f.Data, maillab.CRLF(cleanMsg)) {
+		t.Errorf("chunks: the clean message: complete %v, %d bytes (want %d intact), error %q", f.Complete, len(f.Data), len(maillab.CRLF(cleanMsg)), f.Error)
+	}
+	if f := dc.IMAPFetchPart(t, l.ClientName(), dc.IMAPAddr, 2, "2", true); !f.Complete || !bytes.Equal(f.Data, []byte(base64Lines(clean))) {
+		t.Errorf("part 2 of the clean message: complete %v, %d bytes (want %d intact), error %q", f.Complete, len(f.Data), len(base64Lines(clean)), f.Error)
+	}
+	n := 0
+	for _, a := range alertsIn(t, dir) {
+		if a.Alert.SignatureID == sidAVMail && a.Stars == 3 {
+			n++
+		}
+		if a.Email != nil && strings.HasPrefix(a.Email.Subject, "clean") {
+			t.Errorf("the clean message raised an alert: %+v", a.Alert)
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d ★★★ sid %d alerts, want one per infected download (chunks, part, part with MIME): %+v", n, sidAVMail, alertsIn(t, dir))
+	}
+}
+
 // A STARTTLS session cannot be inspected: the message is delivered, and
 // utmd says so in an EVE smtp event (engine reason mail-starttls).
 func TestAVLabSTARTTLS(t *testing.T) {

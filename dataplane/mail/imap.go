@@ -69,6 +69,9 @@ func (p *Parser) imapCommand(s *half, line, tail []byte, long bool) {
 			s.kind = kAuth
 		case is(verb, "COMPRESS"):
 			s.kind = kCompress
+		case is(verb, "FETCH"):
+			s.kind = kOther
+			p.reqLen = requestedLength(args)
 		default:
 			s.kind = kOther
 		}
@@ -134,8 +137,9 @@ func (p *Parser) imapResponse(s *half, line, tail []byte, long bool) {
 			_, rest := word(line)
 			num, rest := word(rest)
 			item, _ := word(rest)
-			_, isNum := parseUint(num)
+			seq, isNum := parseUint(num)
 			s.fetch = isNum && is(item, "FETCH")
+			s.fseq, s.fsize = seq, -1
 		default:
 			tag, rest := word(line)
 			st, _ := word(rest)
@@ -154,13 +158,7 @@ func (p *Parser) imapResponse(s *half, line, tail []byte, long bool) {
 	if found {
 		end := endSkip
 		if s.fetch {
-			msg, partial := fetchItem(tail[:at])
-			if partial {
-				p.h.Anomaly(AnomPartialFetch)
-			}
-			if msg && p.begin(ToClient, CommandFETCH) {
-				end = endMsg
-			}
+			end = p.fetchLiteral(s, tail[:at], n)
 		}
 		s.seg++
 		if n == 0 {
@@ -204,32 +202,6 @@ func (p *Parser) imapResponse(s *half, line, tail []byte, long bool) {
 			p.off = true
 		}
 	}
-}
-
-// fetchItem classifies the FETCH data item before a literal: the whole
-// message (BODY[], RFC822, BINARY[]) or a part of it (a partial or a body
-// section other than headers).
-func fetchItem(pre []byte) (msg, partial bool) {
-	pre = bytes.TrimRight(pre, " ")
-	for _, it := range [...]string{"BODY[]", "BINARY[]", "RFC822"} {
-		if len(pre) >= len(it) && is(pre[len(pre)-len(it):], it) {
-			if i := len(pre) - len(it) - 1; i < 0 || pre[i] == ' ' || pre[i] == '(' {
-				return true, false
-			}
-		}
-	}
-	up := upperIndex(pre, "BODY[")
-	if up < 0 {
-		up = upperIndex(pre, "BINARY[")
-	}
-	if up < 0 {
-		return false, false
-	}
-	item := pre[up:]
-	if upperIndex(item, "HEADER") >= 0 || upperIndex(item, "MIME]") >= 0 {
-		return false, false
-	}
-	return false, true
 }
 
 // upperIndex is bytes.Index ignoring ASCII case, s upper-case.

@@ -14,10 +14,11 @@
 //     message; RSET or a rejected BDAT ends a message incomplete.
 //   - POP3: the multi-line answer to RETR and TOP (dot-unstuffed).
 //   - IMAP: the literal of a BODY[], RFC822 or BINARY[] item of an
-//     untagged FETCH response (wherever it stands in the response), and
-//     APPEND message literals ({n}, {n+} LITERAL+ and ~{n} literal8;
-//     MULTIAPPEND; a synchronizing literal the server refuses carries no
-//     message).
+//     untagged FETCH response (wherever it stands in the response), the
+//     chunks of a partial fetch (BODY[]<origin>) as one message, a section
+//     (BODY[2]) as a message of one part (imapfetch.go), and APPEND
+//     message literals ({n}, {n+} LITERAL+ and ~{n} literal8; MULTIAPPEND;
+//     a synchronizing literal the server refuses carries no message).
 //
 // MessageEnd(true) is called inside the Feed that delivers the message's
 // final byte(s): the SMTP terminator line, the last byte of BDAT LAST, the
@@ -47,9 +48,9 @@
 // before the 354 reply) are reported through Anomaly and parsing goes on.
 //
 // Not handled (reported through Anomaly where seen): IMAP partial fetches
-// (BODY[]<origin>) and section fetches (BODY[2]) are not delivered as
-// messages; IMAP COMPRESS=DEFLATE stops parsing; an APPEND and a FETCH
-// message flowing at the same time in both directions: the second is skipped.
+// out of order; IMAP COMPRESS=DEFLATE stops parsing; an APPEND and a FETCH
+// message flowing at the same time in both directions: the second is
+// skipped.
 package mail
 
 import "bytes"
@@ -139,7 +140,7 @@ const (
 	AnomDataRejected = "message data sent but the command was rejected"
 	AnomBadLiteral   = "bad IMAP literal"
 	AnomBadCommand   = "bad command"
-	AnomPartialFetch = "partial or section FETCH not inspected"
+	AnomPartialFetch = "partial FETCH out of order or unknown FETCH section: not inspected"
 	AnomOverlap      = "messages in both directions at once: second not inspected"
 	AnomCompress     = "COMPRESS accepted: rest of the session not inspected"
 	AnomBadBDAT      = "bad BDAT size"
@@ -163,9 +164,11 @@ const (
 
 // what ends a counted or dotted run
 const (
-	endSkip  uint8 = iota // bytes are not a message
-	endMsg                // message: finish it at the end
-	endChunk              // BDAT chunk that is not the last
+	endSkip    uint8 = iota // bytes are not a message
+	endMsg                  // message: finish it at the end
+	endChunk                // BDAT chunk that is not the last
+	endPart                 // IMAP partial fetch chunk that is not the last
+	endCapture              // IMAP BODY[n.MIME]: kept to head part n
 )
 
 type half struct {
@@ -181,11 +184,16 @@ type half struct {
 	end       uint8
 	remaining int64
 	// IMAP per-direction state
-	seg        int  // literal-separated segment of the current command/response
-	awaitCont  bool // ToServer: synchronizing literal waiting for "+"
-	litStarted bool // ToServer: bytes of the literal arrived
-	tagged     bool // ToClient: the current response is tagged
-	fetch      bool // ToClient: the current response is an untagged FETCH
+	seg        int   // literal-separated segment of the current command/response
+	awaitCont  bool  // ToServer: synchronizing literal waiting for "+"
+	litStarted bool  // ToServer: bytes of the literal arrived
+	tagged     bool  // ToClient: the current response is tagged
+	fetch      bool  // ToClient: the current response is an untagged FETCH
+	fseq       int64 // ToClient: its message sequence number
+	fsize      int64 // ToClient: its RFC822.SIZE; -1: not seen
+	guess      bool  // ToClient: a section's first bytes wait in peek (imapfetch.go)
+	peek       [96]byte
+	peekN      int
 	tag        [64]byte
 	tagn       int
 	kind       uint8 // ToServer: IMAP command kind
@@ -236,13 +244,19 @@ type Parser struct {
 	tlsTagn  int
 	compTag  [64]byte
 	compTagn int
+	fpart    fetchPart // partial fetch in progress (imapfetch.go)
+	reqLen   int64     // partial length the client's last FETCH asked for; 0: none
+	mimeHdr  []byte    // the last BODY[n.MIME] literal (maxMIMEHeader), made on first use
+	mimeSec  [32]byte  // its section n
+	mimeSecN int       // 0: none kept
+	mimeSeq  int64     // its message sequence number
 }
 
 // Init readies p for a new connection of protocol proto, keeping its buffers.
 func (p *Parser) Init(proto Proto, h Handler) {
 	line0, line1 := p.half[0].line, p.half[1].line
-	rcpt, bad, rt := p.rcpt, p.rcptBad, p.env.RcptTo
-	*p = Parser{proto: proto, h: h}
+	rcpt, bad, rt, mh := p.rcpt, p.rcptBad, p.env.RcptTo, p.mimeHdr
+	*p = Parser{proto: proto, h: h, mimeHdr: mh[:0]}
 	if line0 == nil {
 		line0 = make([]byte, 0, MaxLine)
 	}
@@ -268,6 +282,7 @@ func (p *Parser) InMessage() bool { return p.msg != msgNone }
 
 // Close ends the connection: an open message ends incomplete.
 func (p *Parser) Close() {
+	p.flushPeek(&p.half[ToClient])
 	p.cancel()
 }
 
@@ -302,7 +317,12 @@ func (p *Parser) Feed(d Dir, b []byte) {
 			if n > 0 {
 				s.litStarted = true
 			}
-			if s.end != endSkip {
+			switch {
+			case s.end == endCapture:
+				p.capture(b[:n])
+			case s.guess:
+				p.peekData(s, b[:n])
+			case s.end != endSkip:
 				p.data(b[:n])
 			}
 			b = b[n:]
@@ -461,6 +481,7 @@ func (p *Parser) dotDone(d Dir, s *half) {
 // countDone ends a counted run.
 func (p *Parser) countDone(d Dir, s *half) {
 	s.mode = mLine
+	p.flushPeek(s)
 	switch s.end {
 	case endMsg:
 		p.finish(true)

@@ -166,6 +166,34 @@ try:
             raise Exception("FETCH failed: %r %r" % (typ, data))
         out["data"] = base64.b64encode(data[0][1]).decode()
         m.logout()
+    elif kind == "fetchchunks":
+        # Thunderbird's way with big messages: BODY[]<origin.size> until a
+        # chunk comes back short.
+        m = imaplib.IMAP4(host, port, timeout=20)
+        m.login(user, pw); m.select("INBOX")
+        size, data = int(sys.argv[7]), b""
+        while True:
+            typ, d = m.fetch(arg, "(UID RFC822.SIZE BODY.PEEK[]<%d.%d>)" % (len(data), size))
+            if typ != "OK" or not d or not isinstance(d[0], tuple):
+                raise Exception("FETCH failed: %r %r" % (typ, d))
+            data += d[0][1]
+            if len(d[0][1]) < size:
+                break
+        out["data"] = base64.b64encode(data).decode()
+        m.logout()
+    elif kind == "fetchpart":
+        # Thunderbird's attachments on demand: one MIME part, with its MIME
+        # header first when sys.argv[8] is "mime".
+        m = imaplib.IMAP4(host, port, timeout=20)
+        m.login(user, pw); m.select("INBOX")
+        sec = sys.argv[7]
+        items = "(BODY.PEEK[%s.MIME] BODY.PEEK[%s])" % (sec, sec) if sys.argv[8] == "mime" else "(BODY.PEEK[%s])" % sec
+        typ, d = m.fetch(arg, items)
+        parts = [x for x in (d or []) if isinstance(x, tuple)]
+        if typ != "OK" or not parts:
+            raise Exception("FETCH failed: %r %r" % (typ, d))
+        out["data"] = base64.b64encode(parts[-1][1]).decode()
+        m.logout()
     elif kind == "append":
         msg = base64.b64decode(sys.stdin.read())
         m = imaplib.IMAP4(host, port, timeout=20)
@@ -227,6 +255,26 @@ func (d *Dovecot) POP3Top(t testing.TB, ns, addr string, n, lines int) Fetched {
 func (d *Dovecot) IMAPFetch(t testing.TB, ns, addr string, n int) Fetched {
 	t.Helper()
 	return d.py(t, ns, addr, nil, "fetch", strconv.Itoa(n))
+}
+
+// IMAPFetchChunks downloads message n in chunks of size bytes
+// (BODY.PEEK[]<origin.size> until a chunk is short), as Thunderbird does
+// with large messages.
+func (d *Dovecot) IMAPFetchChunks(t testing.TB, ns, addr string, n, size int) Fetched {
+	t.Helper()
+	return d.py(t, ns, addr, nil, "fetchchunks", strconv.Itoa(n), strconv.Itoa(size))
+}
+
+// IMAPFetchPart downloads MIME part section (e.g. "2") of message n, its
+// MIME header first when withMIME (BODY.PEEK[2.MIME] BODY.PEEK[2]), as
+// Thunderbird fetches attachments on demand. Data is the part's content.
+func (d *Dovecot) IMAPFetchPart(t testing.TB, ns, addr string, n int, section string, withMIME bool) Fetched {
+	t.Helper()
+	mode := "plain"
+	if withMIME {
+		mode = "mime"
+	}
+	return d.py(t, ns, addr, nil, "fetchpart", strconv.Itoa(n), section, mode)
 }
 
 // IMAPAppend logs in and APPENDs msg to INBOX (a synchronizing literal).
