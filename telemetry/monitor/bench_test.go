@@ -17,7 +17,7 @@ import (
 // BenchmarkStoreAdd: one alert committed (fsync included) with its
 // index entries: the monitor's cost per alert.
 func BenchmarkStoreAdd(b *testing.B) {
-	st, err := openStore(filepath.Join(b.TempDir(), "monitor.db"))
+	st, err := openStore(filepath.Join(b.TempDir(), "monitor.db"), false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func benchFill(b *testing.B) *store {
 	if benchStore != nil {
 		return benchStore
 	}
-	st, err := openStore(filepath.Join(b.TempDir(), "monitor.db"))
+	st, err := openStore(filepath.Join(b.TempDir(), "monitor.db"), false)
 	if err != nil {
 		b.Fatal(err)
 	}

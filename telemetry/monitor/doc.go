@@ -45,8 +45,11 @@
 // box registry, so it survives a monitor restart.
 //
 // Mail (Config.Mail, package notify): every newly stored ★★★ alert and
-// every box offline alert goes to the mailer, which dedupes, rate-limits
-// and sends in the background; links point at Config.PublicURL.
+// every box offline alert enters a durable outbox in the transaction that
+// stores it; a goroutine hands the outbox to the mailer (dedupe, rate
+// limit) and removes an entry once the relay took the mail, retrying a
+// relay outage for a day and resuming after a restart (mail.go); links
+// point at Config.PublicURL.
 //
 // Portal (html/template, no script, no external resource; works offline):
 // GET / boxes with health and counters, a chart of the last 7 days and the

@@ -68,7 +68,7 @@ func seqs(recs []Record) []uint64 {
 // match; a store written before the index gets one at open.
 func TestQueryFilters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "monitor.db")
-	st, err := openStore(path)
+	st, err := openStore(path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestQueryFilters(t *testing.T) {
 	// Drop the index as an old store would lack it; reopening rebuilds it.
 	st.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketIndex) })
 	st.close()
-	if st, err = openStore(path); err != nil {
+	if st, err = openStore(path, false); err != nil {
 		t.Fatal(err)
 	}
 	defer st.close()
@@ -124,7 +124,7 @@ func TestQueryFilters(t *testing.T) {
 // cutoff, their index entries and ids (so the same alert may be stored
 // again), and nothing else.
 func TestSweep(t *testing.T) {
-	st, err := openStore(filepath.Join(t.TempDir(), "monitor.db"))
+	st, err := openStore(filepath.Join(t.TempDir(), "monitor.db"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

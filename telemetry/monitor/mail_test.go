@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,4 +66,54 @@ func TestMonitorMails(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestMonitorMailSurvivesRestart: a ★★★ alert stored while the relay is
+// down is not lost when the monitor stops before the relay comes back:
+// the next monitor on the same data directory mails it, once.
+func TestMonitorMailSurvivesRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := ln.Addr().String()
+	ln.Close() // nobody listens: the relay is down
+	dir := t.TempDir()
+	var logs syncBuf
+	cfg := Config{DataDir: dir, NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0", Logger: testLogger(&logs),
+		Mail: &notify.Config{Relay: relay, From: "utm@soc.example.test", StartTLS: notify.StartTLSOff, Timeout: 2 * time.Second,
+			Registry: &notify.Registry{Default: notify.BoxContact{Mail: []string{"soc@example.test"}}}}}
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(m.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := nc.JetStream()
+	publish(t, js, "office-7", eicar("office-7", "r-1", 3, "while the relay is down"), "r-1")
+	settle(t, m)
+	waitFor(t, "a failed send", func() bool { return strings.Contains(logs.String(), "mail not sent; it stays in the outbox") })
+	nc.Close()
+	m.Close()
+
+	srv := mailtest.StartAt(t, relay, false)
+	cfg.NATSListen = "127.0.0.1:-1"
+	m, err = Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mails := srv.Wait(t, 1)
+	if !strings.Contains(mails[0].Subject, "while the relay is down") {
+		t.Fatalf("mail %q, want the alert stored while the relay was down", mails[0].Subject)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(srv.Mails()); n != 1 {
+		t.Fatalf("%d mails after the restart, want exactly 1", n)
+	}
+	if seqs, _ := m.st.outbox(10); len(seqs) != 0 {
+		t.Fatalf("outbox still holds %v after the mail was sent", seqs)
+	}
 }

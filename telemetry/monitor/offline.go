@@ -115,7 +115,7 @@ func (m *Monitor) stored(rec Record) {
 		m.stars[s].Add(1)
 	}
 	if m.mailer != nil && notify.Wanted(rec.Event) {
-		m.mailer.Mail(rec.Event, rec.Seq)
+		m.kickMail() // the record is in the outbox (mail.go)
 	}
 }
 

@@ -85,19 +85,20 @@ type Config struct {
 
 // Monitor is a running monitor.
 type Monitor struct {
-	cfg    Config
-	log    *slog.Logger
-	ns     *server.Server
-	nc     *nats.Conn
-	js     nats.JetStreamContext
-	sub    *nats.Subscription
-	hbSub  *nats.Subscription
-	st     *store
-	mailer *notify.Mailer
-	auth   *auth
-	stars  [4]atomic.Uint64 // records stored since start, by stars
-	http   *http.Server
-	ln     net.Listener
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server
+	nc       *nats.Conn
+	js       nats.JetStreamContext
+	sub      *nats.Subscription
+	hbSub    *nats.Subscription
+	st       *store
+	mailer   *notify.Mailer
+	mailKick chan struct{} // the outbox grew (mail.go)
+	auth     *auth
+	stars    [4]atomic.Uint64 // records stored since start, by stars
+	http     *http.Server
+	ln       net.Listener
 
 	// handling serialises message handlers with Close, so Close never
 	// closes the store under a handler.
@@ -152,7 +153,7 @@ func Start(cfg Config) (*Monitor, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: data directory: %v (check permissions and free space, or choose another --data)", ErrStore, err)
 	}
-	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), inbox: make(chan pending, maxBatch)}
+	m := &Monitor{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), inbox: make(chan pending, maxBatch), mailKick: make(chan struct{}, 1)}
 	m.started = m.now()
 	ok := false
 	defer func() {
@@ -161,7 +162,7 @@ func Start(cfg Config) (*Monitor, error) {
 		}
 	}()
 	var err error
-	m.st, err = openStore(filepath.Join(cfg.DataDir, "monitor.db"))
+	m.st, err = openStore(filepath.Join(cfg.DataDir, "monitor.db"), cfg.Mail != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +226,10 @@ func Start(cfg Config) (*Monitor, error) {
 		if m.mailer, err = notify.New(mc); err != nil {
 			return nil, err
 		}
+	}
+	if m.mailer != nil {
+		m.wg.Add(1)
+		go m.mailLoop()
 	}
 	m.wg.Add(3)
 	go m.persistLoop()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/telemetry/alert"
+	"github.com/openutm/utm/telemetry/notify"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -18,6 +19,7 @@ var (
 	bucketIDs    = []byte("ids")    // idKey(box, id) -> seq: exactly-once
 	bucketBoxes  = []byte("boxes")  // box -> Box JSON
 	bucketMeta   = []byte("meta")   // portal credentials and settings
+	bucketOutbox = []byte("outbox") // seq -> {}: stored alerts still to be mailed (mail.go)
 )
 
 // Record is a stored alert.
@@ -58,17 +60,22 @@ type store struct {
 	mu        sync.Mutex
 	boxes     map[string]*Box // heartbeats land here and are persisted in batches
 	dirty     map[string]bool // boxes changed since the last persist
+	// mail: an alert notify.Wanted enters the outbox in the transaction
+	// that stores it (set before the first add, never changed after).
+	mail bool
 }
 
-func openStore(path string) (*store, error) {
+// openStore opens the store; with mail, alerts to be mailed enter the
+// outbox as they are stored.
+func openStore(path string, mail bool) (*store, error) {
 	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v (is another monitor running on this --data directory? is the disk full?)", ErrStore, path, err)
 	}
-	s := &store{db: db, boxes: make(map[string]*Box), dirty: make(map[string]bool)}
+	s := &store{db: db, boxes: make(map[string]*Box), dirty: make(map[string]bool), mail: mail}
 	err = db.Update(func(tx *bolt.Tx) error {
 		fresh := tx.Bucket(bucketIndex) == nil
-		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes, bucketIndex, bucketMeta} {
+		for _, b := range [][]byte{bucketAlerts, bucketIDs, bucketBoxes, bucketIndex, bucketMeta, bucketOutbox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -105,7 +112,7 @@ func (s *store) addResolving(ev *alert.Event, received time.Time, resolves uint6
 	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		rec, added, err = addTx(tx, ev, received, resolves)
+		rec, added, err = addTx(tx, ev, received, resolves, s.mail)
 		return err
 	})
 	return rec, added, err
@@ -117,7 +124,7 @@ func (s *store) addBatch(evs []*alert.Event, received time.Time) (recs []Record,
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		recs, added = recs[:0], added[:0]
 		for _, ev := range evs {
-			rec, ok, err := addTx(tx, ev, received, 0)
+			rec, ok, err := addTx(tx, ev, received, 0, s.mail)
 			if err != nil {
 				return err
 			}
@@ -128,7 +135,7 @@ func (s *store) addBatch(evs []*alert.Event, received time.Time) (recs []Record,
 	return recs, added, err
 }
 
-func addTx(tx *bolt.Tx, ev *alert.Event, received time.Time, resolves uint64) (Record, bool, error) {
+func addTx(tx *bolt.Tx, ev *alert.Event, received time.Time, resolves uint64, mail bool) (Record, bool, error) {
 	ids := tx.Bucket(bucketIDs)
 	key := idKey(ev.BoxID, ev.ID)
 	if ids.Get(key) != nil {
@@ -153,6 +160,11 @@ func addTx(tx *bolt.Tx, ev *alert.Event, received time.Time, resolves uint64) (R
 	}
 	if err := putIndex(tx, &rec); err != nil {
 		return Record{}, false, err
+	}
+	if mail && notify.Wanted(ev) {
+		if err := tx.Bucket(bucketOutbox).Put(k[:], []byte{}); err != nil {
+			return Record{}, false, err
+		}
 	}
 	if resolves != 0 {
 		if err := resolveTx(tx, resolves, seq, received); err != nil {

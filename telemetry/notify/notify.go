@@ -22,10 +22,13 @@
 // its alerts are counted and one digest mail, "N more", is sent when the
 // window ends. Box offline mails are never deduplicated or limited.
 //
-// Mail() decides at once and queues the send; one goroutine talks to the
-// relay, retrying a failed send three times (1 s, 5 s, 25 s apart) before
-// it logs the loss and counts it in Stats.Failed. Cost: a map lookup per
-// call; the monitor calls it only for ★★★ alerts and offline boxes.
+// Mail() decides at once and queues the send in memory; one goroutine
+// talks to the relay, retrying a failed send three times (1 s, 5 s, 25 s
+// apart) before it logs the loss and counts it in Stats.Failed. A caller
+// that must not lose a mail across restarts (the monitor) keeps its own
+// durable outbox and uses Compose (the same decision) and Deliver (one
+// send). Cost: a map lookup per call; the monitor calls it only for ★★★
+// alerts and offline boxes.
 package notify
 
 import (
@@ -262,13 +265,28 @@ func Wanted(ev *alert.Event) bool {
 	return ev.EventType == alert.TypeAlert && (ev.Stars >= 3 || Offline(ev))
 }
 
-// Mail decides whether ev (stored as seq) is mailed, and queues the mail.
+// Mail decides whether ev (stored as seq) is mailed, and queues the mail
+// in memory (lost if the process ends first; the monitor uses Compose and
+// Deliver from its durable outbox instead).
 func (m *Mailer) Mail(ev *alert.Event, seq uint64) Decision {
+	msg, d := m.Compose(ev, seq)
+	if d != Queued {
+		return d
+	}
+	return m.enqueue(msg)
+}
+
+// Compose decides whether ev (stored as seq) is mailed: dedupe and the
+// box's hourly budget are applied and counted, as by Mail. It returns the
+// mail and Queued, or why there is none. The caller delivers it (Deliver)
+// and keeps it until delivered: calling Compose again for the same event
+// within the dedupe window returns Deduped.
+func (m *Mailer) Compose(ev *alert.Event, seq uint64) (Message, Decision) {
 	c := m.cfg.Registry.Contact(ev.BoxID)
 	if len(c.Mail) == 0 {
 		m.norcpt.Add(1)
 		m.log.Warn("no mail recipient for this box; add it (or a default) to the box registry file", "box", ev.BoxID, "seq", seq)
-		return NoRecipient
+		return Message{}, NoRecipient
 	}
 	now := m.cfg.Now()
 	if !Offline(ev) {
@@ -278,14 +296,31 @@ func (m *Mailer) Mail(ev *alert.Event, seq uint64) Decision {
 		switch d {
 		case Deduped:
 			m.deduped.Add(1)
-			return d
+			return Message{}, d
 		case RateLimited:
 			m.limited.Add(1)
-			return d
+			return Message{}, d
 		}
 	}
-	msg := compose(ev, seq, c, m.cfg.PortalURL)
-	return m.enqueue(msg)
+	return compose(ev, seq, c, m.cfg.PortalURL), Queued
+}
+
+// Deliver sends msg through the relay once; a success is counted (Sent)
+// and logged. The caller retries a failure as it sees fit and calls Lost
+// when it gives up.
+func (m *Mailer) Deliver(msg Message) error {
+	if err := m.Send(msg); err != nil {
+		return err
+	}
+	m.sent.Add(1)
+	m.log.Info("mail sent", "to", strings.Join(msg.To, ","), "subject", msg.Subject)
+	return nil
+}
+
+// Lost counts and logs a mail its caller gave up on.
+func (m *Mailer) Lost(msg Message, err error) {
+	m.failed.Add(1)
+	m.log.Error("mail lost; check the relay (--smtp) and its logs", "to", strings.Join(msg.To, ","), "subject", msg.Subject, "err", err)
 }
 
 func (m *Mailer) enqueue(msg Message) Decision {

@@ -50,6 +50,12 @@ type Server struct {
 // STARTTLS.
 func Start(t testing.TB, withTLS bool) *Server {
 	t.Helper()
+	return StartAt(t, "127.0.0.1:0", withTLS)
+}
+
+// StartAt is Start on a given address (a relay that comes up late).
+func StartAt(t testing.TB, addr string, withTLS bool) *Server {
+	t.Helper()
 	s := &Server{}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "localhost"
@@ -58,7 +64,7 @@ func Start(t testing.TB, withTLS bool) *Server {
 	if withTLS {
 		srv.TLSConfig, s.Client = certs(t)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
