@@ -226,6 +226,7 @@ type Engine struct {
 		rules     *rules.Set
 		av        *av.Scanner
 		md5, sha1 bool
+		sha256    bool // a SHA-256 list for any size: the scan needs the digest first
 	}
 	streamMem stream.Budget
 	pool      sync.Pool // *flowState

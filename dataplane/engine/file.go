@@ -41,9 +41,13 @@ type fileState struct {
 	md5, sha1 hash.Hash // made at the first file that needs them
 	md5On     bool
 	sha1On    bool
-	sha256Sum [sha256.Size]byte // the digests, set by sums when the file ends
-	md5Sum    [md5.Size]byte
-	sha1Sum   [sha1.Size]byte
+	// sha256Late: the SHA-256 waits for the file's end, where it runs on a
+	// helper goroutine while the AV scans (endFile). Every byte so far is
+	// in buf; an overflow hashes buf and streams from there.
+	sha256Late bool
+	sha256Sum  [sha256.Size]byte // the digests, set by sums when the file ends
+	md5Sum     [md5.Size]byte
+	sha1Sum    [sha1.Size]byte
 }
 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
@@ -57,7 +61,9 @@ func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	} else {
 		f.sha256.Reset()
 	}
-	f.md5On, f.sha1On = e.fileDigests()
+	var early bool
+	f.md5On, f.sha1On, early = e.fileDigests()
+	f.sha256Late = !early
 	if f.md5On {
 		if f.md5 == nil {
 			f.md5 = md5.New()
@@ -78,20 +84,23 @@ func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 // fileDigests says whether files starting now get an MD5 and a SHA-1
 // besides their SHA-256: Config.FileMD5/FileSHA1, a rule using filemd5 /
 // filesha1, or a hash list of that kind for files of any size (the AV then
-// takes the engine's digest instead of hashing the file again). Worked out
-// once per bundle.
-func (e *Engine) fileDigests() (md5, sha1 bool) {
+// takes the engine's digest instead of hashing the file again); and
+// whether the SHA-256 must be ready before the scan (a SHA-256 list for
+// files of any size) rather than computed beside it. Worked out once per
+// bundle.
+func (e *Engine) fileDigests() (md5, sha1, sha256Early bool) {
 	b := e.pb
 	if b != e.digests.b || b.Rules != e.digests.rules || b.AV != e.digests.av {
 		d := &e.digests
 		d.b, d.rules, d.av = b, b.Rules, b.AV
 		d.md5, d.sha1 = b.Rules.FileDigests()
+		d.sha256 = false
 		if b.AV != nil {
-			m, s, _ := b.AV.HashKinds()
-			d.md5, d.sha1 = d.md5 || m, d.sha1 || s
+			m, s1, s256 := b.AV.HashKinds()
+			d.md5, d.sha1, d.sha256 = d.md5 || m, d.sha1 || s1, s256
 		}
 	}
-	return e.cfg.FileMD5 || e.digests.md5, e.cfg.FileSHA1 || e.digests.sha1
+	return e.cfg.FileMD5 || e.digests.md5, e.cfg.FileSHA1 || e.digests.sha1, e.digests.sha256
 }
 
 // sums finishes f's digests into f.sha256Sum (and md5Sum, sha1Sum when
@@ -108,7 +117,9 @@ func (f *fileState) sums() {
 
 func (e *Engine) fileData(f *fileState, data []byte) {
 	f.size += int64(len(data))
-	f.sha256.Write(data)
+	if !f.sha256Late {
+		f.sha256.Write(data)
+	}
 	if f.md5On {
 		f.md5.Write(data)
 	}
@@ -127,19 +138,19 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 			f.buf = e.takeBuf(fileBufMin)
 		}
 		if f.buf == nil {
-			f.overflow = true // the box's file memory is spent
+			e.fileOverflow(f, data) // the box's file memory is spent
 			return
 		}
 	}
 	b := *f.buf
 	if len(b)+len(data) > e.cfg.MaxScanSize {
-		f.overflow = true
+		e.fileOverflow(f, data)
 		return
 	}
 	if len(b)+len(data) > cap(b) {
 		nb := e.takeBuf(min(max(2*cap(b), len(b)+len(data)), e.cfg.MaxScanSize))
 		if nb == nil {
-			f.overflow = true
+			e.fileOverflow(f, data)
 			return
 		}
 		*nb = append((*nb)[:0], b...)
@@ -148,6 +159,20 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 		b = *nb
 	}
 	*f.buf = append(b, data...)
+}
+
+// fileOverflow marks f as kept no further: data and the bytes after it are
+// hashed, not kept. A SHA-256 left for the end catches up on what was kept
+// and streams from here.
+func (e *Engine) fileOverflow(f *fileState, data []byte) {
+	f.overflow = true
+	if f.sha256Late {
+		f.sha256Late = false
+		if f.buf != nil {
+			f.sha256.Write(*f.buf)
+		}
+		f.sha256.Write(data)
+	}
 }
 
 // dropFile releases f's buffer without a verdict.
@@ -167,9 +192,30 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	if f.buf != nil {
 		data = *f.buf
 	}
+	name := string(f.name)
+	// scanned is the AV's verdict when it ran beside the late SHA-256.
+	var scanned *scanResult
+	if f.sha256Late {
+		f.sha256Late = false
+		if b.AV != nil && len(data) >= lateHashParallel {
+			// The SHA-256 of the whole file (kept whole: not overflowed)
+			// on a helper goroutine, the scan on this one; the packet
+			// waits for the longer of the two, not their sum.
+			done := make(chan struct{})
+			go func() {
+				f.sha256.Write(data)
+				close(done)
+			}()
+			res := e.scan(b, data, name, f.avSums(data, false))
+			<-done
+			scanned = &res
+		} else {
+			f.sha256.Write(data)
+		}
+	}
 	f.sums()
 	info := &alert.FileInfo{
-		Filename: string(f.name),
+		Filename: name,
 		Size:     f.size,
 		SHA256:   hex.EncodeToString(f.sha256Sum[:]),
 		State:    "CLOSED",
@@ -210,18 +256,12 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.Verdict = "unscannable"
 	}
 	if !malicious && b.AV != nil && len(data) > 0 {
-		var sums av.Sums
-		if int64(len(data)) == f.size {
-			// The buffer is the whole transfer: the digests are of it.
-			sums.SHA256 = &f.sha256Sum
-			if f.md5On {
-				sums.MD5 = &f.md5Sum
-			}
-			if f.sha1On {
-				sums.SHA1 = &f.sha1Sum
-			}
+		var res scanResult
+		if scanned != nil {
+			res = *scanned
+		} else {
+			res = e.scan(b, data, info.Filename, f.avSums(data, true))
 		}
-		res := e.scan(b, data, info.Filename, sums)
 		info.Scanned = res.err == nil
 		switch {
 		case res.err != nil:
@@ -273,6 +313,32 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		e.alertUnscannable(st, dir, f, info)
 	}
 	e.dropFile(f)
+}
+
+// lateHashParallel is the smallest file whose late SHA-256 runs on a
+// helper goroutine beside the scan (below it a goroutine costs more than
+// it saves).
+const lateHashParallel = 64 << 10
+
+// avSums are the digests of data the AV can take from f: those computed
+// (with the SHA-256 when withSHA256), when data is the whole transfer.
+func (f *fileState) avSums(data []byte, withSHA256 bool) av.Sums {
+	var sums av.Sums
+	if int64(len(data)) != f.size {
+		return sums
+	}
+	if withSHA256 {
+		sums.SHA256 = &f.sha256Sum
+	}
+	if f.md5On {
+		f.md5.Sum(f.md5Sum[:0])
+		sums.MD5 = &f.md5Sum
+	}
+	if f.sha1On {
+		f.sha1.Sum(f.sha1Sum[:0])
+		sums.SHA1 = &f.sha1Sum
+	}
+	return sums
 }
 
 // fileFacts fills the engine's FileFacts for the file keywords from f.

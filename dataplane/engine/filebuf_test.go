@@ -76,6 +76,14 @@ func TestFileDigests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	list256 := filepath.Join(t.TempDir(), "iocs256.txt")
+	if err := os.WriteFile(list256, []byte(hexSHA256+" Listed.By.SHA256\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withList256, err := bundle.Load(bundle.Options{HashFiles: []string{list256}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name      string
 		cfg       Config
@@ -89,6 +97,7 @@ func TestFileDigests(t *testing.T) {
 		{name: "config sha1", cfg: Config{FileSHA1: true}, b: func() *bundle.Bundle { return defaultBundle(t) }, sha1: true},
 		{name: "filemd5 rule", b: func() *bundle.Bundle { b := *defaultBundle(t); b.Rules = ruleMD5; return &b }, md5: true, sid: 1},
 		{name: "sha1 hash list", b: func() *bundle.Bundle { return withList }, sha1: true, threat: "Listed.By.SHA1"},
+		{name: "sha256 hash list", b: func() *bundle.Bundle { return withList256 }, threat: "Listed.By.SHA256"},
 	} {
 		var rec recorder
 		cfg := c.cfg
@@ -230,6 +239,66 @@ func TestFileBufSize(t *testing.T) {
 		}
 		if got < c.n || got > c.n+c.n/8+fileBufMin {
 			t.Errorf("fileBufSize(%d) = %d: not within 1/8 above", c.n, got)
+		}
+	}
+}
+
+// TestFileSHA256 checks the SHA-256 in every way a file can end: hashed at
+// its end (small: inline; larger: beside the scan), caught up when the
+// file outgrows MaxScanSize or the box's file memory, grown from an
+// unknown size (chunked), and streamed when a SHA-256 list needs it
+// before the scan.
+func TestFileSHA256(t *testing.T) {
+	body := make([]byte, 300<<10)
+	rand.New(rand.NewSource(2)).Read(body)
+	list := filepath.Join(t.TempDir(), "other.txt")
+	if err := os.WriteFile(list, []byte(strings.Repeat("ab", 32)+" Something.Else\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	with256, err := bundle.Load(bundle.Options{HashFiles: []string{list}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		b       *bundle.Bundle
+		n       int
+		chunked bool
+		verdict string
+	}{
+		{name: "small", n: 1000, verdict: "clean"},
+		{name: "beside the scan", n: len(body), verdict: "clean"},
+		{name: "over MaxScanSize", cfg: Config{MaxScanSize: 100 << 10}, n: len(body), verdict: "partially-scanned"},
+		{name: "over the file memory", cfg: Config{MaxScanTotal: 1}, n: len(body), verdict: "partially-scanned"},
+		{name: "chunked", n: len(body), chunked: true, verdict: "clean"},
+		{name: "chunked over MaxScanSize", cfg: Config{MaxScanSize: 200 << 10}, n: len(body), chunked: true, verdict: "partially-scanned"},
+		{name: "sha256 list", b: with256, n: len(body), verdict: "clean"},
+	} {
+		data := body[:c.n]
+		want := sha256.Sum256(data)
+		hdr := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(data))
+		wire := data
+		if c.chunked {
+			hdr, wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", chunked(data, 5000)
+		}
+		b := c.b
+		if b == nil {
+			b = defaultBundle(t)
+		}
+		var rec recorder
+		cfg := c.cfg
+		cfg.Sink = &rec
+		e := New(cfg, b)
+		tr := testpcap.NewTrace(t0)
+		conn := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+		conn.Client([]byte("GET /f.bin HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+		conn.Server([]byte(hdr), 0)
+		conn.Server(wire, 1448)
+		_, ev := run(t, e, &rec, tr.Sorted(), "f.bin")
+		fi := ev.FileInfo
+		if fi.SHA256 != hex.EncodeToString(want[:]) || fi.Size != int64(len(data)) || fi.Verdict != c.verdict {
+			t.Errorf("%s: size %d sha256 %s verdict %s; want %d %x %s", c.name, fi.Size, fi.SHA256, fi.Verdict, len(data), want, c.verdict)
 		}
 	}
 }
