@@ -113,16 +113,17 @@ func (m *Monitor) Report(box string, month time.Time) (*Report, error) {
 		}
 		for _, rec := range recs {
 			ev := rec.Event
-			r.Total++
+			n := max(ev.Count, 1) // a record the box merged stands for Count alerts
+			r.Total += n
 			if ev.Stars >= 1 && ev.Stars <= 3 {
-				r.ByStars[ev.Stars]++
+				r.ByStars[ev.Stars] += n
 			}
-			kinds[KindOf(ev)]++
+			kinds[KindOf(ev)] += n
 			if t := threatName(ev); t != "" {
-				threats[t]++
+				threats[t] += n
 			}
 			if ev.Alert != nil {
-				sigs[ev.Alert.Signature]++
+				sigs[ev.Alert.Signature] += n
 			}
 			if ev.Engine != nil && ev.Engine.Reason == ReasonBoxOffline {
 				p := Period{From: ev.Timestamp.Time().UTC(), Seq: rec.Seq}

@@ -45,6 +45,9 @@ func TestMonthlyReport(t *testing.T) {
 		if intel {
 			ev.FileInfo, ev.Intel = nil, &alert.Intel{Indicator: "c2.example", Kind: "domain", Family: threat}
 		}
+		if threat == "Mirai" {
+			ev.Count = 4 // the box merged four ★ alerts into this record
+		}
 		publish(t, js, box, ev, ev.ID)
 	}
 	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -70,15 +73,18 @@ func TestMonthlyReport(t *testing.T) {
 
 	page := get(t, m.PortalURL()+"boxes/rb/report?month=2026-11")
 	for _, want := range []string{
-		`<td id="total">11</td>`, `<td id="stars3">8</td>`, `<td id="stars2">1</td>`, `<td id="stars1">2</td>`,
-		`<td class="kind-av">5</td>`, `<td class="kind-cnc">4</td>`, `<td class="kind-health">2</td>`,
-		`<tr><td>EICAR-Test-File</td><td>5</td></tr><tr><td>Emotet</td><td>3</td></tr><tr><td>Mirai</td><td>1</td></tr>`,
+		`<td id="total">14</td>`, `<td id="stars3">8</td>`, `<td id="stars2">1</td>`, `<td id="stars1">5</td>`,
+		`<td class="kind-av">5</td>`, `<td class="kind-cnc">7</td>`, `<td class="kind-health">2</td>`,
+		`<tr><td>EICAR-Test-File</td><td>5</td></tr><tr><td>Mirai</td><td>4</td></tr><tr><td>Emotet</td><td>3</td></tr>`,
 		`<td>2026-11-20 12:00:00 UTC</td><td>2026-11-20 12:30:00 UTC</td><td>30m0s</td>`,
 		`class="bar s3"`, `id="pdf"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %s", want)
 		}
+	}
+	if list := get(t, m.PortalURL()+"alerts?box=rb"); !strings.Contains(list, `<b class="count" title="4 alerts merged by the box">×4</b>`) {
+		t.Errorf("the alert list does not show the merged record's count ×4")
 	}
 	for _, not := range []string{"October-Threat", "Other-Box-Threat"} {
 		if strings.Contains(page, not) {

@@ -426,7 +426,7 @@ dl.fields{display:grid;grid-template-columns:max-content auto;gap:.25em 1.2em}dl
 {{template "foot" .}}{{end}}
 
 {{define "alertrows"}}<table id="alerts"><tr><th>Time (UTC)</th><th>Stars</th><th>Box</th><th>Kind</th><th>Signature</th><th>Action</th><th>Source</th><th>Destination</th><th>Detail</th></tr>
-{{range .}}{{$seq := .Seq}}{{$res := .Resolved}}{{with .Event}}<tr class="s{{printf "%d" .Stars}}"><td><a class="detail" href="/alerts/{{$seq}}">{{ts .Timestamp}}</a></td><td class="stars">{{stars .Stars}}</td><td>{{.BoxID}}</td><td>{{kind .}}</td>
+{{range .}}{{$seq := .Seq}}{{$res := .Resolved}}{{with .Event}}<tr class="s{{printf "%d" .Stars}}"><td><a class="detail" href="/alerts/{{$seq}}">{{ts .Timestamp}}</a></td><td class="stars">{{stars .Stars}}{{if gt .Count 1}} <b class="count" title="{{.Count}} alerts merged by the box">×{{.Count}}</b>{{end}}</td><td>{{.BoxID}}</td><td>{{kind .}}</td>
 {{with .Alert}}<td>{{.Signature}} <small>(sid {{.SignatureID}})</small></td><td class="{{.Action}}">{{.Action}}</td>{{else}}<td>{{.EventType}}</td><td></td>{{end}}
 <td>{{.SrcIP}}{{if .SrcPort}}:{{.SrcPort}}{{end}}</td><td>{{.DestIP}}{{if .DestPort}}:{{.DestPort}}{{end}}</td>
 <td>{{with .HTTP}}{{.Hostname}}{{.URL}} {{end}}{{with .DNS}}{{.RRName}} {{end}}{{with .FileInfo}}{{.Filename}} {{.Threat}} {{end}}{{with .Intel}}indicator {{.Indicator}} {{end}}{{with .Engine}}{{.Reason}} {{.Duration}} {{end}}{{if $res}}<b>resolved</b> {{end}}{{with .Summary}}<br><small>{{.}}</small>{{end}}</td></tr>{{end}}
