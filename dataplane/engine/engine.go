@@ -124,7 +124,7 @@ type Config struct {
 	// 100 KiB, Suricata's request-body-limit/response-body-limit. The
 	// antivirus scans the whole file (up to MaxScanSize) regardless.
 	BodyInspectLimit int
-	MaxScanTotal     int64 // bytes of all files kept for scanning (box-wide when FileMemory is shared), default 256 MiB
+	MaxScanTotal     int64 // bytes of all files kept for scanning, idle file buffers included (box-wide when FileMemory is shared), default 256 MiB
 	// FileMemory counts the bytes of files kept for scanning against
 	// MaxScanTotal; the workers of one box share one (NewFileMemory), so the
 	// cap is the box's, not each worker's. nil: the engine's own.

@@ -103,7 +103,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"beacons":             s.Beacons.Load(),
 		"dga_bursts":          s.DGABursts.Load(),
 		"incidents":           s.Incidents.Load(),
-		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: box-wide when shared
+		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: file buffers in use and idle, box-wide when shared
 		"archive_members":     s.ArchiveMembers.Load(),
 		"archive_bombs":       s.ArchiveBombs.Load(),
 		"archive_encrypted":   s.ArchiveEncrypted.Load(),
