@@ -296,7 +296,8 @@ func TestPortalAndHealth(t *testing.T) {
 	}
 
 	waitFor(t, "box offline", func() bool { return !apiBoxes(t, base+"api/boxes")["office-1"].Online })
-	if !strings.Contains(get(t, base), ">offline<") {
+	// "offline", then " since ..." once the offline alert is raised.
+	if !strings.Contains(get(t, base), `class="offline">offline`) {
 		t.Error("portal does not show the box offline")
 	}
 	heartbeat(t, nc, "office-1", nil)
