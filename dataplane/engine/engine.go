@@ -221,6 +221,7 @@ type Engine struct {
 	tracker         *rules.Tracker                // threshold/detection_filter counts of this worker
 	fileMem         *FileMemory                   // bytes of files kept for scanning, box-wide
 	bufs            fileBufs                      // idle file buffers (file.go)
+	hasher          hasher                        // the SHA-256 helper goroutine (file.go)
 	digests         struct {                      // which digests the bundle's rules and hash lists read (file.go)
 		b         *bundle.Bundle
 		rules     *rules.Set
@@ -471,6 +472,7 @@ func (e *Engine) Close() {
 	e.pb = e.bundle.Load()
 	e.flows.Flush(e.releaseFn)
 	e.dropIdle(len(e.bufs.free))
+	e.stopHasher()
 }
 
 // Flows returns how many flows are tracked.

@@ -44,10 +44,11 @@ type fileState struct {
 	// sha256Late: the SHA-256 waits for the file's end, where it runs on a
 	// helper goroutine while the AV scans (endFile). Every byte so far is
 	// in buf; an overflow hashes buf and streams from there.
-	sha256Late bool
-	sha256Sum  [sha256.Size]byte // the digests, set by sums when the file ends
-	md5Sum     [md5.Size]byte
-	sha1Sum    [sha1.Size]byte
+	sha256Late  bool
+	hashPending bool              // the helper has bytes of this file to hash (hashAsync)
+	sha256Sum   [sha256.Size]byte // the digests, set by sums when the file ends
+	md5Sum      [md5.Size]byte
+	sha1Sum     [sha1.Size]byte
 }
 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
@@ -117,9 +118,6 @@ func (f *fileState) sums() {
 
 func (e *Engine) fileData(f *fileState, data []byte) {
 	f.size += int64(len(data))
-	if !f.sha256Late {
-		f.sha256.Write(data)
-	}
 	if f.md5On {
 		f.md5.Write(data)
 	}
@@ -127,7 +125,11 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 		f.sha1.Write(data)
 	}
 	if f.overflow {
+		e.hashAsync(f, data, true) // no longer kept: hashed on the helper
 		return
+	}
+	if !f.sha256Late {
+		f.sha256.Write(data)
 	}
 	if f.buf == nil {
 		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > fileBufMin {
@@ -162,21 +164,23 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 }
 
 // fileOverflow marks f as kept no further: data and the bytes after it are
-// hashed, not kept. A SHA-256 left for the end catches up on what was kept
-// and streams from here.
+// hashed (on the helper), not kept. A SHA-256 left for the end catches up
+// on what was kept (the buffer no longer changes) and data; a streamed one
+// has hashed data already.
 func (e *Engine) fileOverflow(f *fileState, data []byte) {
 	f.overflow = true
 	if f.sha256Late {
 		f.sha256Late = false
-		if f.buf != nil {
-			f.sha256.Write(*f.buf)
+		if f.buf != nil && len(*f.buf) > 0 {
+			e.hashAsync(f, *f.buf, false)
 		}
-		f.sha256.Write(data)
+		e.hashAsync(f, data, true)
 	}
 }
 
 // dropFile releases f's buffer without a verdict.
 func (e *Engine) dropFile(f *fileState) {
+	e.hashWait(f) // the helper may still read the buffer
 	if f.buf != nil {
 		e.putBuf(f.buf)
 		f.buf = nil
@@ -193,26 +197,22 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		data = *f.buf
 	}
 	name := string(f.name)
-	// scanned is the AV's verdict when it ran beside the late SHA-256.
+	// scanned is the AV's verdict when it ran beside the SHA-256.
 	var scanned *scanResult
-	if f.sha256Late {
-		f.sha256Late = false
-		if b.AV != nil && len(data) >= lateHashParallel {
-			// The SHA-256 of the whole file (kept whole: not overflowed)
-			// on a helper goroutine, the scan on this one; the packet
-			// waits for the longer of the two, not their sum.
-			done := make(chan struct{})
-			go func() {
-				f.sha256.Write(data)
-				close(done)
-			}()
-			res := e.scan(b, data, name, f.avSums(data, false))
-			<-done
-			scanned = &res
-		} else {
-			f.sha256.Write(data)
-		}
+	if f.sha256Late && b.AV != nil && len(data) >= lateHashParallel {
+		// The SHA-256 of the whole file (kept whole: not overflowed) on
+		// the helper goroutine, the scan on this one: the packet waits
+		// for the longer of the two, not their sum.
+		e.hashAsync(f, data, false)
+	} else if f.sha256Late {
+		f.sha256.Write(data)
 	}
+	f.sha256Late = false
+	if f.hashPending && b.AV != nil && len(data) > 0 {
+		res := e.scan(b, data, name, f.avSums(data, false))
+		scanned = &res
+	}
+	e.hashWait(f)
 	f.sums()
 	info := &alert.FileInfo{
 		Filename: name,
@@ -556,5 +556,118 @@ func (e *Engine) dropIdle(n int) {
 func (e *Engine) expireBufs(now time.Time) {
 	if fb := &e.bufs; len(fb.free) > 0 && now.Sub(fb.lastPut) >= fileBufIdle {
 		e.dropIdle(len(fb.free))
+	}
+}
+
+// The hashing helper. Bytes of a file past what is kept (MaxScanSize, the
+// file memory) are only hashed: they are copied in hashChunk pieces to one
+// helper goroutine per engine that runs the SHA-256, so the worker's cost
+// per byte is a copy. A kept file's SHA-256 runs there too, on its buffer
+// (no copy), while the worker scans it. At most hashChunks pieces exist
+// (the worker waits for one to come back); a file's end waits for its
+// last piece (hashWait), and so does the release of its buffer. The
+// helper never blocks: it stops when Close closes its queue.
+const (
+	hashChunk  = 64 << 10
+	hashChunks = 8
+)
+
+type hasher struct {
+	jobs    chan hashJob
+	free    chan *[]byte
+	done    chan struct{}
+	stage   *[]byte    // bytes of stageOf being gathered into a piece
+	stageOf *fileState // whose
+}
+
+type hashJob struct {
+	h    hash.Hash
+	data []byte
+	buf  *[]byte // the piece data is in, back to free once hashed; nil: a file's own buffer
+	sync bool    // answer on done once everything before is hashed
+}
+
+func hashLoop(jobs <-chan hashJob, free chan<- *[]byte, done chan<- struct{}) {
+	for j := range jobs {
+		if j.h != nil {
+			j.h.Write(j.data)
+		}
+		if j.buf != nil {
+			*j.buf = (*j.buf)[:0]
+			free <- j.buf
+		}
+		if j.sync {
+			done <- struct{}{}
+		}
+	}
+}
+
+// hashAsync has the helper add data to f's SHA-256: a copy of it (copy:
+// data is the packet's) or data itself (a buffer that stays unchanged
+// until hashWait).
+func (e *Engine) hashAsync(f *fileState, data []byte, copy bool) {
+	hs := &e.hasher
+	if hs.jobs == nil {
+		hs.jobs = make(chan hashJob, 2*hashChunks)
+		hs.free = make(chan *[]byte, hashChunks)
+		hs.done = make(chan struct{}, 1)
+		for range hashChunks {
+			b := make([]byte, 0, hashChunk)
+			hs.free <- &b
+		}
+		go hashLoop(hs.jobs, hs.free, hs.done)
+	}
+	f.hashPending = true
+	if !copy {
+		if hs.stageOf == f {
+			e.flushHash()
+		}
+		hs.jobs <- hashJob{h: f.sha256, data: data}
+		return
+	}
+	for len(data) > 0 {
+		if hs.stage != nil && hs.stageOf != f {
+			e.flushHash()
+		}
+		if hs.stage == nil {
+			hs.stage, hs.stageOf = <-hs.free, f
+		}
+		n := min(len(data), cap(*hs.stage)-len(*hs.stage))
+		*hs.stage = append(*hs.stage, data[:n]...)
+		data = data[n:]
+		if len(*hs.stage) == cap(*hs.stage) {
+			e.flushHash()
+		}
+	}
+}
+
+// flushHash sends the piece being gathered.
+func (e *Engine) flushHash() {
+	hs := &e.hasher
+	if hs.stage != nil {
+		hs.jobs <- hashJob{h: hs.stageOf.sha256, data: *hs.stage, buf: hs.stage}
+		hs.stage, hs.stageOf = nil, nil
+	}
+}
+
+// hashWait returns once the helper has hashed everything given for f.
+func (e *Engine) hashWait(f *fileState) {
+	if !f.hashPending {
+		return
+	}
+	if e.hasher.stageOf == f {
+		e.flushHash()
+	}
+	e.hasher.jobs <- hashJob{sync: true}
+	<-e.hasher.done
+	f.hashPending = false
+}
+
+// stopHasher ends the helper goroutine (Close, after every file ended).
+func (e *Engine) stopHasher() {
+	if hs := &e.hasher; hs.jobs != nil {
+		e.flushHash()
+		close(hs.jobs)
+		*hs = hasher{}
 	}
 }

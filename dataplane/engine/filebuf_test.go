@@ -302,3 +302,52 @@ func TestFileSHA256(t *testing.T) {
 		}
 	}
 }
+
+// TestOverflowHashInterleaved: twelve downloads past MaxScanSize at once
+// on one engine, their segments interleaved, so the hashing helper
+// switches files at every piece and more files than it has pieces are
+// open: every SHA-256 is still the file's.
+func TestOverflowHashInterleaved(t *testing.T) {
+	const files = 12
+	tr := testpcap.NewTrace(t0)
+	conns := make([]*testpcap.TCP, files)
+	bodies := make([][]byte, files)
+	for i := range conns {
+		bodies[i] = make([]byte, 200<<10+i*777)
+		rand.New(rand.NewSource(int64(i))).Read(bodies[i])
+		conns[i] = tr.NewTCP(fmt.Sprintf("198.18.1.2:%d", 41000+i), "198.18.2.2:80").Handshake()
+		conns[i].Client([]byte(fmt.Sprintf("GET /f%d.bin HTTP/1.1\r\nHost: www.lab.test\r\n\r\n", i)), 0)
+		conns[i].Server([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(bodies[i]))), 0)
+	}
+	for off := 0; ; off += 3000 {
+		sent := false
+		for i, c := range conns {
+			if off < len(bodies[i]) {
+				c.Server(bodies[i][off:min(off+3000, len(bodies[i]))], 1448)
+				sent = true
+			}
+		}
+		if !sent {
+			break
+		}
+	}
+	var rec recorder
+	e := New(Config{Sink: &rec, MaxScanSize: 50 << 10}, defaultBundle(t))
+	for i := range files {
+		name := fmt.Sprintf("f%d.bin", i)
+		if i == 0 {
+			run(t, e, &rec, tr.Sorted(), name)
+		}
+		var fi *alert.FileInfo
+		for _, ev := range rec.ev {
+			if ev.EventType == alert.TypeFileInfo && ev.FileInfo.Filename == name {
+				fi = ev.FileInfo
+			}
+		}
+		want := sha256.Sum256(bodies[i])
+		if fi == nil || fi.SHA256 != hex.EncodeToString(want[:]) || fi.Verdict != "partially-scanned" {
+			t.Errorf("%s: %+v, want sha256 %x, partially-scanned", name, fi, want)
+		}
+	}
+	e.Close()
+}

@@ -19,8 +19,15 @@ import (
 // replays the trace 31 s after iteration i-1, when the previous flow has
 // expired (closed TCP: 30 s) and its file buffer waits on the engine's
 // free list (kept a minute).
-func BenchmarkDownload1MB(b *testing.B) {
-	body := make([]byte, 1<<20)
+func BenchmarkDownload1MB(b *testing.B) { benchDownload(b, 1<<20) }
+
+// BenchmarkDownload64MB: as Download1MB with a file four times the scan
+// limit (MaxScanSize, 16 MiB): its first 16 MiB are kept and scanned, all
+// of it hashed.
+func BenchmarkDownload64MB(b *testing.B) { benchDownload(b, 64<<20) }
+
+func benchDownload(b *testing.B, size int) {
+	body := make([]byte, size)
 	rand.New(rand.NewSource(1)).Read(body)
 	tr := testpcap.NewTrace(start)
 	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
