@@ -129,7 +129,13 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 		return
 	}
 	if !f.sha256Late {
-		f.sha256.Write(data)
+		// Streamed (a SHA-256 list needs it before the scan): on the
+		// helper once the file is past a small one's size.
+		if f.size > lateHashParallel || f.hashPending {
+			e.hashAsync(f, data, true)
+		} else {
+			f.sha256.Write(data)
+		}
 	}
 	if f.buf == nil {
 		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > fileBufMin {
@@ -207,8 +213,11 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	} else if f.sha256Late {
 		f.sha256.Write(data)
 	}
+	// A file kept whole whose SHA-256 a list needs waits for the digest
+	// before its scan; otherwise the scan runs while the helper hashes.
+	first := !f.sha256Late && !f.overflow && e.digests.sha256
 	f.sha256Late = false
-	if f.hashPending && b.AV != nil && len(data) > 0 {
+	if f.hashPending && !first && b.AV != nil && len(data) > 0 {
 		res := e.scan(b, data, name, f.avSums(data, false))
 		scanned = &res
 	}

@@ -259,6 +259,15 @@ func TestFileSHA256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum := sha256.Sum256(body)
+	listed := filepath.Join(t.TempDir(), "listed.txt")
+	if err := os.WriteFile(listed, []byte(hex.EncodeToString(sum[:])+" Big.Listed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withBody, err := bundle.Load(bundle.Options{HashFiles: []string{listed}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name    string
 		cfg     Config
@@ -274,6 +283,9 @@ func TestFileSHA256(t *testing.T) {
 		{name: "chunked", n: len(body), chunked: true, verdict: "clean"},
 		{name: "chunked over MaxScanSize", cfg: Config{MaxScanSize: 200 << 10}, n: len(body), chunked: true, verdict: "partially-scanned"},
 		{name: "sha256 list", b: with256, n: len(body), verdict: "clean"},
+		{name: "sha256 list naming it", b: withBody, n: len(body), verdict: "malicious"},
+		{name: "sha256 list, chunked", b: withBody, n: len(body), chunked: true, verdict: "malicious"},
+		{name: "sha256 list, over MaxScanSize", cfg: Config{MaxScanSize: 100 << 10}, b: withBody, n: len(body), verdict: "partially-scanned"},
 	} {
 		data := body[:c.n]
 		want := sha256.Sum256(data)
