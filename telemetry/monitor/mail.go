@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"encoding/binary"
 	"time"
 
 	"github.com/openutm/utm/telemetry/notify"
@@ -108,7 +109,7 @@ func (s *store) outbox(n int) ([]uint64, error) {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
 			if len(k) == 8 {
-				out = append(out, beUint64(k))
+				out = append(out, binary.BigEndian.Uint64(k))
 			}
 		}
 		return nil
@@ -121,12 +122,4 @@ func (s *store) outbox(n int) ([]uint64, error) {
 func (s *store) unqueueMail(seq uint64) {
 	k := seqKey(seq)
 	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(k[:]) })
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
