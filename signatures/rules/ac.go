@@ -1,5 +1,7 @@
 package rules
 
+import "encoding/binary"
+
 // automaton is an Aho-Corasick machine compiled to a dense DFA over
 // case-folded byte classes: one table load per input byte, no failure links
 // to follow at match time.
@@ -30,6 +32,10 @@ type acPattern struct {
 	pat    []byte // lowercase when nocase
 	nocase bool
 	pre    int // bytes of pat in the machine: min(len(pat), depth)
+	// next holds the (up to) 8 bytes after the prefix, folded, and
+	// nextMask the bytes of it in use: most prefix hits fail on them, and
+	// checking them here costs no load of pat.
+	next, nextMask uint64
 }
 
 const (
@@ -47,7 +53,13 @@ func buildAutomaton(pats []acPattern) *automaton {
 func buildAutomatonDepth(pats []acPattern, depth int) *automaton {
 	a := &automaton{pats: pats, depth: depth}
 	for i := range a.pats {
-		a.pats[i].pre = min(len(a.pats[i].pat), a.depth)
+		p := &a.pats[i]
+		p.pre = min(len(p.pat), a.depth)
+		p.next, p.nextMask = 0, 0
+		for k, c := range p.pat[p.pre:min(len(p.pat), p.pre+8)] {
+			p.next |= uint64(fold(c)) << (8 * k)
+			p.nextMask |= 0xff << (8 * k)
+		}
 	}
 	// Byte classes: each folded byte that occurs in a prefix gets its own
 	// class; all others share class 0. Upper-case letters take their
@@ -213,6 +225,23 @@ func chooseDepth(pats []acPattern) int {
 	return max(best, 1)
 }
 
+// quickReject reports whether the bytes after p's prefix, which ends at
+// data[end-1], cannot be p's (ASCII case folded): no load of p.pat.
+func (p *acPattern) quickReject(data []byte, end int) bool {
+	if p.nextMask == 0 || end+8 > len(data) {
+		return false
+	}
+	return foldWord(binary.LittleEndian.Uint64(data[end:]))&p.nextMask != p.next
+}
+
+// foldWord lowercases the ASCII letters among the 8 bytes of x.
+func foldWord(x uint64) uint64 {
+	t := x & 0x7f7f7f7f7f7f7f7f
+	ge := t + 0x3f3f3f3f3f3f3f3f // high bit: 7-bit value >= 'A'
+	gt := t + 0x2525252525252525 // high bit: 7-bit value > 'Z'
+	return x | (ge&^gt&^x&0x8080808080808080)>>2
+}
+
 // confirm reports whether pattern p occurs in data at start.
 func (p *acPattern) confirm(data []byte, start int) bool {
 	if start < 0 || start+len(p.pat) > len(data) {
@@ -236,7 +265,7 @@ func (a *automaton) scan(data []byte, hit func(id int32, end int)) {
 			k := (s - a.outFrom) / a.width
 			for _, id := range a.outs[a.outAt[k]:a.outAt[k+1]] {
 				p := &a.pats[id]
-				if p.confirm(data, i+1-p.pre) {
+				if !p.quickReject(data, i+1) && p.confirm(data, i+1-p.pre) {
 					hit(id, i+1-p.pre+len(p.pat))
 				}
 			}

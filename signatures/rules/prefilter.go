@@ -560,7 +560,7 @@ func (b *bucket) hits(data []byte, i int, s int32, sc *scratch) bool {
 			continue
 		}
 		pt := &a.pats[id]
-		if !pt.confirm(data, i+1-pt.pre) {
+		if pt.quickReject(data, i+1) || !pt.confirm(data, i+1-pt.pre) {
 			continue
 		}
 		sc.patGen[id] = gen

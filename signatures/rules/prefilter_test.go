@@ -23,12 +23,22 @@ func naiveHits(pats []acPattern, text []byte) []acHit {
 		p := &pats[id]
 		for i := 0; i+len(p.pat) <= len(text); i++ {
 			w := text[i : i+len(p.pat)]
-			if p.nocase && bytes.Equal(bytes.ToLower(w), p.pat) || !p.nocase && bytes.Equal(w, p.pat) {
+			if p.nocase && bytes.Equal(asciiLower(w), p.pat) || !p.nocase && bytes.Equal(w, p.pat) {
 				out = append(out, acHit{int32(id), i + len(p.pat)})
 			}
 		}
 	}
 	return sortHits(out)
+}
+
+// asciiLower folds ASCII letters only, as nocase does (Suricata's too):
+// bytes.ToLower would also fold "Ȥ" to "ȥ".
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = fold(c)
+	}
+	return out
 }
 
 func sortHits(h []acHit) []acHit {
@@ -106,7 +116,7 @@ func FuzzAutomaton(f *testing.F) {
 		for _, s := range strings.Split(pats, "|") {
 			p := acPattern{pat: []byte(s)}
 			if strings.HasPrefix(s, "~") {
-				p = acPattern{pat: bytes.ToLower([]byte(s[1:])), nocase: true}
+				p = acPattern{pat: asciiLower([]byte(s[1:])), nocase: true}
 			}
 			if len(p.pat) > 0 {
 				ps = append(ps, p)
