@@ -363,3 +363,41 @@ func TestOverflowHashInterleaved(t *testing.T) {
 	}
 	e.Close()
 }
+
+// TestFileMemoryConcurrent: five 3 MiB downloads at once under an 8 MiB
+// file memory: the two whose buffers fit are kept and scanned whole, the
+// others are scanned partially. (Budget checked per append against the
+// reserved buffers, all five used to end partially scanned.)
+func TestFileMemoryConcurrent(t *testing.T) {
+	const files, size = 5, 3 << 20
+	tr := testpcap.NewTrace(t0)
+	conns := make([]*testpcap.TCP, files)
+	body := make([]byte, size)
+	rand.New(rand.NewSource(3)).Read(body)
+	for i := range conns {
+		conns[i] = tr.NewTCP(fmt.Sprintf("198.18.1.2:%d", 41000+i), "198.18.2.2:80").Handshake()
+		conns[i].Client([]byte(fmt.Sprintf("GET /f%d.bin HTTP/1.1\r\nHost: www.lab.test\r\n\r\n", i)), 0)
+		conns[i].Server([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)), 0)
+	}
+	for off := 0; off < size; off += 16 << 10 {
+		for _, c := range conns {
+			c.Server(body[off:off+16<<10], 1448)
+		}
+	}
+	var rec recorder
+	mem := NewFileMemory()
+	e := New(Config{Sink: &rec, MaxScanTotal: 8 << 20, FileMemory: mem, StreamDepth: -1}, defaultBundle(t))
+	verdicts(e, tr.Sorted())
+	got := map[string]int{}
+	for _, ev := range rec.ev {
+		if ev.EventType == alert.TypeFileInfo {
+			got[ev.FileInfo.Verdict]++
+		}
+	}
+	if got["clean"] != 2 || got["partially-scanned"] != 3 {
+		t.Errorf("verdicts %v, want 2 clean (kept whole) and 3 partially-scanned", got)
+	}
+	if mem.Load() > 8<<20 {
+		t.Errorf("file memory %d over the 8 MiB cap", mem.Load())
+	}
+}
