@@ -41,10 +41,12 @@ type fileState struct {
 	md5, sha1 hash.Hash // made at the first file that needs them
 	md5On     bool
 	sha1On    bool
-	// sha256Late: the SHA-256 waits for the file's end, where it runs on a
-	// helper goroutine while the AV scans (endFile). Every byte so far is
-	// in buf; an overflow hashes buf and streams from there.
-	sha256Late  bool
+	// The SHA-256 of the kept bytes runs on the engine's helper
+	// goroutine, from buf in hashChunk steps (hashedTo: handed over so
+	// far), the rest at the end beside the scan; sha256First: a hash list
+	// needs it before the scan.
+	hashedTo    int
+	sha256First bool
 	hashPending bool              // the helper has bytes of this file to hash (hashAsync)
 	sha256Sum   [sha256.Size]byte // the digests, set by sums when the file ends
 	md5Sum      [md5.Size]byte
@@ -64,7 +66,7 @@ func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	}
 	var early bool
 	f.md5On, f.sha1On, early = e.fileDigests()
-	f.sha256Late = !early
+	f.sha256First, f.hashedTo = early, 0
 	if f.md5On {
 		if f.md5 == nil {
 			f.md5 = md5.New()
@@ -128,15 +130,6 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 		e.hashAsync(f, data, true) // no longer kept: hashed on the helper
 		return
 	}
-	if !f.sha256Late {
-		// Streamed (a SHA-256 list needs it before the scan): on the
-		// helper once the file is past a small one's size.
-		if f.size > lateHashParallel || f.hashPending {
-			e.hashAsync(f, data, true)
-		} else {
-			f.sha256.Write(data)
-		}
-	}
 	if f.buf == nil {
 		if n := min(f.expect, int64(e.cfg.MaxScanSize)); n > fileBufMin {
 			// The size is announced: one buffer of it, no growing copies.
@@ -162,11 +155,17 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 			return
 		}
 		*nb = append((*nb)[:0], b...)
+		e.hashWait(f) // the helper may be reading the old buffer
 		e.putBuf(f.buf)
 		f.buf = nb
 		b = *nb
 	}
 	*f.buf = append(b, data...)
+	if n := len(*f.buf); n-f.hashedTo >= hashChunk {
+		// Kept bytes never change: the helper hashes them in place.
+		e.hashAsync(f, (*f.buf)[f.hashedTo:n], false)
+		f.hashedTo = n
+	}
 }
 
 // fileOverflow marks f as kept no further: data and the bytes after it are
@@ -175,13 +174,11 @@ func (e *Engine) fileData(f *fileState, data []byte) {
 // has hashed data already.
 func (e *Engine) fileOverflow(f *fileState, data []byte) {
 	f.overflow = true
-	if f.sha256Late {
-		f.sha256Late = false
-		if f.buf != nil && len(*f.buf) > 0 {
-			e.hashAsync(f, *f.buf, false)
-		}
-		e.hashAsync(f, data, true)
+	if f.buf != nil && len(*f.buf) > f.hashedTo {
+		e.hashAsync(f, (*f.buf)[f.hashedTo:], false)
+		f.hashedTo = len(*f.buf)
 	}
+	e.hashAsync(f, data, true)
 }
 
 // dropFile releases f's buffer without a verdict.
@@ -205,18 +202,17 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	name := string(f.name)
 	// scanned is the AV's verdict when it ran beside the SHA-256.
 	var scanned *scanResult
-	if f.sha256Late && b.AV != nil && len(data) >= lateHashParallel {
-		// The SHA-256 of the whole file (kept whole: not overflowed) on
-		// the helper goroutine, the scan on this one: the packet waits
-		// for the longer of the two, not their sum.
-		e.hashAsync(f, data, false)
-	} else if f.sha256Late {
-		f.sha256.Write(data)
+	if tail := data[min(f.hashedTo, len(data)):]; f.overflow {
+		// hashed already (fileOverflow, fileData)
+	} else if f.hashPending || len(tail) >= lateHashParallel {
+		e.hashAsync(f, tail, false)
+	} else {
+		f.sha256.Write(tail) // a small file: no hand-over
 	}
+	f.hashedTo = len(data)
 	// A file kept whole whose SHA-256 a list needs waits for the digest
-	// before its scan; otherwise the scan runs while the helper hashes.
-	first := !f.sha256Late && !f.overflow && e.digests.sha256
-	f.sha256Late = false
+	// before its scan; otherwise the scan runs while the helper finishes.
+	first := f.sha256First && !f.overflow
 	if f.hashPending && !first && b.AV != nil && len(data) > 0 {
 		res := e.scan(b, data, name, f.avSums(data, false))
 		scanned = &res
@@ -324,8 +320,8 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 	e.dropFile(f)
 }
 
-// lateHashParallel is the smallest file whose late SHA-256 runs on a
-// helper goroutine beside the scan (below it a goroutine costs more than
+// lateHashParallel is the smallest rest of a file whose SHA-256 the
+// helper finishes beside the scan (below it the hand-over costs more than
 // it saves).
 const lateHashParallel = 64 << 10
 
@@ -568,14 +564,17 @@ func (e *Engine) expireBufs(now time.Time) {
 	}
 }
 
-// The hashing helper. Bytes of a file past what is kept (MaxScanSize, the
-// file memory) are only hashed: they are copied in hashChunk pieces to one
-// helper goroutine per engine that runs the SHA-256, so the worker's cost
-// per byte is a copy. A kept file's SHA-256 runs there too, on its buffer
-// (no copy), while the worker scans it. At most hashChunks pieces exist
-// (the worker waits for one to come back); a file's end waits for its
-// last piece (hashWait), and so does the release of its buffer. The
-// helper never blocks: it stops when Close closes its queue.
+// The hashing helper: one goroutine per engine runs the SHA-256 of files
+// so the worker does not. Kept bytes are handed over in place, in
+// hashChunk steps as the buffer fills (appended bytes never change; the
+// buffer is not released or regrown before hashWait), and the rest at
+// the file's end, where the helper finishes while the worker scans. Bytes
+// past what is kept (MaxScanSize, the file memory) are copied in
+// hashChunk pieces, at most hashChunks of them in flight (the worker
+// waits for one to come back), so the worker's cost per byte is a copy. A
+// file's end and the release of its buffer wait for its last bytes
+// (hashWait). The helper never blocks; Close stops it. A small file
+// (under lateHashParallel) is hashed inline at its end: no hand-over.
 const (
 	hashChunk  = 64 << 10
 	hashChunks = 8
