@@ -1,7 +1,7 @@
 // Package archive unpacks containers in memory so the antivirus can scan
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
-// xz (LZMA2), tar (ustar, GNU, pax) and 7z (copy, LZMA, LZMA2), nested to a
-// bounded depth.
+// xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2) and ISO 9660
+// images (Joliet names), nested to a bounded depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -64,9 +64,10 @@ const (
 	Xz
 	Tar
 	SevenZip
+	ISO // ISO 9660 image (iso.go)
 )
 
-var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z"}
+var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660"}
 
 // String returns the lower-case name of the format: "zip", "gzip", ...
 func (f Format) String() string {
@@ -94,6 +95,8 @@ func Detect(data []byte) Format {
 		return SevenZip
 	case isTar(data):
 		return Tar
+	case isISO(data):
+		return ISO
 	}
 	return None
 }
@@ -299,6 +302,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.tar(data, path, depth)
 	case SevenZip:
 		return w.sevenZip(data, path, depth)
+	case ISO:
+		return w.iso(data, path, depth)
 	}
 	return nil
 }

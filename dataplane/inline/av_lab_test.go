@@ -56,6 +56,7 @@ func TestAVLabSMTP(t *testing.T) {
 		{"quoted-printable", "eicar.com", []byte(eicar)},
 		{"rfc822", "forwarded.eml", forwarded},
 		{"zip", "eicar.com", []byte(eicar)},
+		{"iso", "invoice.iso", isoImage(t)}, // base64 of an ISO 9660 image holding eicar.com
 	}
 	senders := []string{"swaks", "swaks --pipeline", "BDAT"}
 	send := func(t *testing.T, how string, msg []byte) (accepted bool, transcript string) {
@@ -258,6 +259,7 @@ func TestAVLabHTTP(t *testing.T) {
 	files := map[string][]byte{
 		"setup.zip": zipOf(map[string][]byte{"a-data.bin": pad, "z-eicar.com": []byte(eicar)}),
 		"clean.zip": zipOf(map[string][]byte{"a-data.bin": pad, "z-readme.txt": cleanText}),
+		"disk.iso":  isoImage(t),
 	}
 	s.mux.HandleFunc("/dl/{name}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, r.PathValue("name"), time.Unix(1700000000, 0), bytes.NewReader(files[r.PathValue("name")]))
@@ -280,6 +282,12 @@ func TestAVLabHTTP(t *testing.T) {
 			t.Fatalf("clean chunked control: %d bytes, %v, transfer-encoding %v", len(b), err, resp)
 		}
 		wantAlert(t, dir, sidAVHTTP, "/chunked/eicar.com")
+	})
+	t.Run("iso image", func(t *testing.T) {
+		if b, _, err := l.fetch("/dl/disk.iso"); err == nil && bytes.Equal(b, files["disk.iso"]) {
+			t.Fatal("the ISO image with EICAR inside arrived whole")
+		}
+		wantAlert(t, dir, sidAVHTTP, "/dl/disk.iso")
 	})
 	t.Run("range resume", func(t *testing.T) {
 		whole := files["setup.zip"]
