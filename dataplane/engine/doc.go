@@ -91,11 +91,16 @@
 // (decoded through Content-Encoding by dataplane/contentenc, multipart
 // uploads split by dataplane/mime, Range pieces marked partial) and every
 // MIME part of every SMTP, POP3 and IMAP message (dataplane/mail, mime) are
-// hashed as they stream, kept up to MaxScanSize (MaxScanTotal box-wide),
-// typed (dataplane/filetype), scanned (signatures/av) and, when they are
-// containers, unpacked (dataplane/archive) and every member scanned. The
-// scan runs while the packet that completes the file (or the MIME part) is
-// held: a malicious file gets that packet and the rest of the flow dropped
+// kept up to MaxScanSize (MaxScanTotal box-wide, idle buffers included) in
+// buffers from a per-engine free list, typed (dataplane/filetype), scanned
+// (signatures/av) and, when they are containers, unpacked
+// (dataplane/archive) and every member scanned. Every file gets a SHA-256,
+// computed on the engine's helper goroutine (bytes past MaxScanSize are
+// copied to it in 64 KiB pieces as they stream; a kept file is hashed
+// there while the worker scans it); MD5 and SHA-1 only when a rule
+// (filemd5, filesha1), a hash list of that kind or Config.FileMD5/FileSHA1
+// asks. The scan runs while the packet that completes the file (or the
+// MIME part) is held: a malicious file gets that packet and the rest of the flow dropped
 // and both sides reset, so the client never holds it whole and an SMTP
 // server never sees the end of DATA. A neutralised download is remembered
 // box-wide (Blocked): its URL and its SHA-256 for 24 h. The file keywords

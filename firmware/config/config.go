@@ -83,9 +83,15 @@ type Signatures struct {
 
 // Engine holds the inspection limits.
 type Engine struct {
-	MaxFlows        int  `json:"max_flows"`
-	MaxScanSize     int  `json:"max_scan_size"`
-	MalformedAccept bool `json:"malformed_accept"`
+	MaxFlows    int `json:"max_flows"`
+	MaxScanSize int `json:"max_scan_size"`
+	// MaxScanTotal bounds the bytes of all files held for scanning at
+	// once, idle file buffers included, box-wide (0: 256 MiB). Past it a
+	// file is scanned as far as it was kept and reported partially
+	// scanned. Size it to the board's memory: a 1 GiB board does well
+	// with 128 MiB.
+	MaxScanTotal    int64 `json:"max_scan_total,omitempty"`
+	MalformedAccept bool  `json:"malformed_accept"`
 	// BlockUnscannable rejects files the antivirus cannot look into
 	// (decompression bombs, encrypted archive members); by default they
 	// pass with a ★★ "unscannable" alert.
@@ -204,6 +210,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := c.Engine.FileDigests(); err != nil {
 		return err
+	}
+	if t := c.Engine.MaxScanTotal; t != 0 && t < int64(c.Engine.MaxScanSize) {
+		return fmt.Errorf("%w: engine.max_scan_total %d is below max_scan_size %d: not even one file could be kept whole (0 for the default 256 MiB)", ErrInvalid, t, c.Engine.MaxScanSize)
 	}
 	for sid, n := range c.Stars {
 		if sid <= 0 || n < 1 || n > 3 {

@@ -135,3 +135,29 @@ func TestFileHashes(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxScanTotal: the box-wide file memory is optional (0: the engine's
+// 256 MiB) and may not be smaller than one file.
+func TestMaxScanTotal(t *testing.T) {
+	dir := t.TempDir()
+	for i, c := range []struct {
+		json string
+		want int64
+		ok   bool
+	}{
+		{`{}`, 0, true},
+		{`{"engine":{"max_scan_size":1048576,"max_scan_total":134217728}}`, 128 << 20, true},
+		{`{"engine":{"max_scan_size":16777216,"max_scan_total":1048576}}`, 0, false},
+	} {
+		p := filepath.Join(dir, "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		got, err := Load(p)
+		if c.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("case %d %s: err %v, want ok=%v (ErrInvalid otherwise)", i, c.json, err, c.ok)
+			continue
+		}
+		if c.ok && got.Engine.MaxScanTotal != c.want {
+			t.Errorf("case %d %s: max_scan_total %d, want %d", i, c.json, got.Engine.MaxScanTotal, c.want)
+		}
+	}
+}

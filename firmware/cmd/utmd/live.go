@@ -215,6 +215,7 @@ func (l *live) serveMetrics(ctx context.Context, addr string) error {
 // engineConfig is the engine configuration of every worker.
 func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Resetter, log *slog.Logger) engine.Config {
 	policy, sink4, sink6, _ := cfg.Engine.DNSPolicy() // checked by config.Validate
+	md5, sha1, _ := cfg.Engine.FileDigests()          // checked by config.Validate
 	dns := map[string]engine.DNSPolicy{"alert": engine.DNSAlert, "nxdomain": engine.DNSNXDomain, "sinkhole": engine.DNSSinkhole}[policy]
 	return engine.Config{
 		DNSBlock:             dns,
@@ -224,6 +225,9 @@ func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Rese
 		Sinkhole6:            sink6,
 		MaxFlows:             cfg.Engine.MaxFlows,
 		MaxScanSize:          cfg.Engine.MaxScanSize,
+		MaxScanTotal:         cfg.Engine.MaxScanTotal,
+		FileMD5:              md5,
+		FileSHA1:             sha1,
 		MalformedAccept:      cfg.Engine.MalformedAccept,
 		InspectNone:          f.inspect == "none",
 		Sink:                 out,

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/openutm/utm/firmware/config"
+)
+
+// TestEngineConfigFromConfig: the config's engine section reaches the
+// engine (file digests, file memory), not only its validation.
+func TestEngineConfigFromConfig(t *testing.T) {
+	var cfg config.Config
+	cfg.Engine.FileHashes = []string{"md5", "sha256"}
+	cfg.Engine.MaxScanTotal = 64 << 20
+	ec := engineConfig(cfg, flags{}, nil, nil, slog.Default())
+	if !ec.FileMD5 || ec.FileSHA1 || ec.MaxScanTotal != 64<<20 {
+		t.Fatalf("engine config: FileMD5 %v FileSHA1 %v MaxScanTotal %d; want true false %d", ec.FileMD5, ec.FileSHA1, ec.MaxScanTotal, 64<<20)
+	}
+}
