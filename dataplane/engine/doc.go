@@ -67,6 +67,12 @@
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                n/a (datagrams, not bypassed)
 //
+// Payload rules (content on the raw packet, no buffer) see the first
+// StreamDepth bytes of each direction of a TCP flow, as at Suricata's
+// stream.reassembly.depth; a flow followed past it (HTTP, mail) still has
+// its requests, responses and messages parsed, their buffers matched and
+// their files scanned (payload_past_depth counts the packets skipped).
+//
 // TLS flows (tls.go): the handshake of each direction is parsed
 // (dataplane/tlshello) and each message inspected once per flow: the
 // ClientHello with tls.sni, ja3.hash and ja3.string, the ServerHello with

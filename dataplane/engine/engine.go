@@ -377,11 +377,26 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 		}
 	}
 	if e.cur.verdict == Accept && !e.cur.discard && (len(p.Payload) > 0 || (p.Proto != 6 && p.Proto != 17)) {
-		e.matchPayload(b, st, dir)
+		if e.rawPastDepth(st, dir) {
+			e.stats.Stream.PayloadPastDepth.Add(1)
+		} else {
+			e.matchPayload(b, st, dir)
+		}
 	}
 	v := e.settle(st, dir)
 	e.cur = pktCtx{}
 	return e.count(v)
+}
+
+// rawPastDepth reports whether the current TCP packet's payload lies past
+// the first StreamDepth bytes of its direction. Payload rules stop there,
+// as they do at Suricata's stream.reassembly.depth; the flows that are
+// followed further (HTTP and mail, for their files and next requests)
+// still have every transaction parsed, its HTTP buffers matched and its
+// files scanned.
+func (e *Engine) rawPastDepth(st *flowState, dir int) bool {
+	d := e.cfg.StreamDepth
+	return e.p.Proto == 6 && d >= 0 && st.depth[dir]-len(e.p.Payload) >= d
 }
 
 func (e *Engine) count(v Verdict) Verdict {

@@ -35,6 +35,10 @@ type StreamStats struct {
 	BypassDepth      atomic.Uint64 // flows bypassed at their stream depth
 	BypassTLS        atomic.Uint64 // TLS flows bypassed once both sides encrypt
 	BypassPass       atomic.Uint64 // flows bypassed by a pass rule
+	// PayloadPastDepth counts TCP packets whose raw payload was past the
+	// stream depth of their direction: the payload rules skipped them,
+	// the protocol parsers (HTTP, mail) and the antivirus did not.
+	PayloadPastDepth atomic.Uint64
 }
 
 // dirRecv receives one direction's stream.

@@ -128,6 +128,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"stream_bad_rst":      s.Stream.BadRST.Load(),
 		"tiny_segment_flows":  s.Stream.TinySegmentFlows.Load(),
 		"bypass_depth":        s.Stream.BypassDepth.Load(),
+		"payload_past_depth":  s.Stream.PayloadPastDepth.Load(),
 		"bypass_tls":          s.Stream.BypassTLS.Load(),
 		"tls_client_hellos":   s.TLS.ClientHellos.Load(),
 		"tls_server_hellos":   s.TLS.ServerHellos.Load(),
