@@ -236,7 +236,7 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		info.State = "TRUNCATED"
 	}
 	if len(data) > 0 {
-		info.Magic = filetype.Detect(data[:min(len(data), filetype.HeadSize)]).Name
+		info.Magic = filetype.DetectFile(data).Name
 	}
 	if f.rangeFrom > 0 {
 		// A Range response: a piece of a file; its start is elsewhere.

@@ -61,6 +61,7 @@ var (
 	Bzip2    = Type{"bzip2 compressed data", "application/x-bzip2", "bz2"}
 	Xz       = Type{"XZ compressed data", "application/x-xz", "xz"}
 	SevenZ   = Type{"7-zip archive data", "application/x-7z-compressed", "7z"}
+	ISO9660  = Type{"ISO 9660 CD-ROM filesystem data", "application/x-iso9660-image", "iso"}
 	RAR      = Type{"RAR archive data", "application/vnd.rar", "rar"}
 	RAR5     = Type{"RAR archive data, v5", "application/vnd.rar", "rar"}
 	TarPOSIX = Type{"POSIX tar archive", "application/x-tar", "tar"}
@@ -192,6 +193,19 @@ func Detect(head []byte) Type {
 		return t
 	}
 	return textType(head)
+}
+
+// isoMagicAt is where an ISO 9660 image says "CD001": its first volume
+// descriptor, past the 32 KiB system area, so past HeadSize.
+const isoMagicAt = 16*2048 + 1
+
+// DetectFile is Detect for a whole file (or as much of it as is kept): it
+// also names what is told only past HeadSize, an ISO 9660 image.
+func DetectFile(data []byte) Type {
+	if has(data, isoMagicAt, "CD001") {
+		return ISO9660
+	}
+	return Detect(data)
 }
 
 func has(b []byte, off int, magic string) bool {

@@ -10,6 +10,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -245,4 +246,31 @@ func FuzzDetect(f *testing.F) {
 			t.Errorf("no name for % x", b[:min(len(b), 32)])
 		}
 	})
+}
+
+// TestDetectFileISO: an ISO 9660 image is told by its volume descriptor at
+// 32 KiB, which Detect never sees; a file that merely starts like data is
+// not one.
+func TestDetectFileISO(t *testing.T) {
+	gz, err := os.ReadFile("../archive/testdata/lab.iso.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := DetectFile(img); got != ISO9660 {
+		t.Errorf("DetectFile(lab.iso) = %q, want %q", got.Name, ISO9660.Name)
+	}
+	if got := Detect(img); got == ISO9660 {
+		t.Errorf("Detect (head only) claims ISO 9660")
+	}
+	if got := DetectFile(img[:isoMagicAt+2]); got == ISO9660 {
+		t.Errorf("an image cut before its magic is named ISO 9660")
+	}
 }
