@@ -2,31 +2,14 @@ package archive
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"testing"
-)
 
-// isoImage returns a testdata image made by genisoimage (from a tree with
-// eicar.com, docs/readme.txt and docs/deep/bundle.zip): lab.iso with
-// Joliet and Rock Ridge, plain.iso with neither.
-func isoImage(t *testing.T, name string) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(readTestdata(t, name+".gz")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/openutm/utm/dataplane/internal/testfiles"
+)
 
 func TestISO(t *testing.T) {
 	for _, c := range []struct {
@@ -42,7 +25,10 @@ func TestISO(t *testing.T) {
 			"DOCS/README.TXT d=1 none size=19 \"hello from the i…\"",
 			"EICAR.COM d=1 none size=68 \"X5O!P%@AP[4\\\\PZX5…\""}},
 	} {
-		img := isoImage(t, c.file)
+		img := testfiles.ISO(t)
+		if c.file == "plain.iso" {
+			img = testfiles.PlainISO(t)
+		}
 		if f := Detect(img); f != ISO {
 			t.Fatalf("%s: Detect %v, want iso9660", c.file, f)
 		}
@@ -64,7 +50,7 @@ func TestISO(t *testing.T) {
 // end, an image cut short and a file bigger than MaxEntrySize give clear
 // errors, after the members that could be read.
 func TestISOHostile(t *testing.T) {
-	img := isoImage(t, "lab.iso")
+	img := testfiles.ISO(t)
 	// The Joliet root directory record (supplementary descriptor at 17).
 	var root []byte
 	for s := 16; ; s++ {
@@ -114,15 +100,7 @@ func TestISOHostile(t *testing.T) {
 }
 
 func FuzzISO(f *testing.F) {
-	gz, err := os.ReadFile("testdata/lab.iso.gz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		f.Fatal(err)
-	}
-	img, _ := io.ReadAll(zr)
+	img := testfiles.ISO(f)
 	// The descriptors and directories live in the first 24 blocks: fuzz
 	// those, keep the rest.
 	f.Add(img[16*isoSector : 24*isoSector])

@@ -10,10 +10,11 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/openutm/utm/dataplane/internal/testfiles"
 )
 
 // mkPE builds the head of a PE file: DOS header, PE signature, COFF
@@ -252,18 +253,7 @@ func FuzzDetect(f *testing.F) {
 // 32 KiB, which Detect never sees; a file that merely starts like data is
 // not one.
 func TestDetectFileISO(t *testing.T) {
-	gz, err := os.ReadFile("../archive/testdata/lab.iso.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testfiles.ISO(t)
 	if got := DetectFile(img); got != ISO9660 {
 		t.Errorf("DetectFile(lab.iso) = %q, want %q", got.Name, ISO9660.Name)
 	}

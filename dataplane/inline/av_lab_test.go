@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/dataplane/internal/maillab"
+	"github.com/openutm/utm/dataplane/internal/testfiles"
 	"github.com/openutm/utm/telemetry/alert"
 )
 
@@ -56,7 +57,7 @@ func TestAVLabSMTP(t *testing.T) {
 		{"quoted-printable", "eicar.com", []byte(eicar)},
 		{"rfc822", "forwarded.eml", forwarded},
 		{"zip", "eicar.com", []byte(eicar)},
-		{"iso", "invoice.iso", isoImage(t)}, // base64 of an ISO 9660 image holding eicar.com
+		{"iso", "invoice.iso", testfiles.ISO(t)}, // base64 of an ISO 9660 image holding eicar.com
 	}
 	senders := []string{"swaks", "swaks --pipeline", "BDAT"}
 	send := func(t *testing.T, how string, msg []byte) (accepted bool, transcript string) {
@@ -259,7 +260,7 @@ func TestAVLabHTTP(t *testing.T) {
 	files := map[string][]byte{
 		"setup.zip": zipOf(map[string][]byte{"a-data.bin": pad, "z-eicar.com": []byte(eicar)}),
 		"clean.zip": zipOf(map[string][]byte{"a-data.bin": pad, "z-readme.txt": cleanText}),
-		"disk.iso":  isoImage(t),
+		"disk.iso":  testfiles.ISO(t),
 	}
 	s.mux.HandleFunc("/dl/{name}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, r.PathValue("name"), time.Unix(1700000000, 0), bytes.NewReader(files[r.PathValue("name")]))

@@ -10,7 +10,6 @@ package inline
 import (
 	"archive/zip"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -277,22 +276,3 @@ var (
 	labMailIP   = nslab.ServerAddr.String()
 	labSMTPAddr = net.JoinHostPort(labMailIP, "25")
 )
-
-// isoImage is the ISO 9660 test image of dataplane/archive (genisoimage,
-// Joliet and Rock Ridge): eicar.com, docs/readme.txt, docs/deep/bundle.zip.
-func isoImage(t testing.TB) []byte {
-	t.Helper()
-	gz, err := os.ReadFile("../archive/testdata/lab.iso.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
