@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/openutm/utm/telemetry/notify"
@@ -13,7 +14,9 @@ import (
 // stores it, before the box's message is acked; mailLoop sends the outbox
 // oldest first and removes an entry only once the relay took the mail, or
 // the mailer decided against it (deduplicated, over the box's hourly
-// budget, nobody to mail). A failed send is retried (1 s, 5 s, 25 s, then
+// budget, nobody to mail), or the relay refused it for good (a 5xx
+// answer: a wrong address must not hold up the mails behind it; logged
+// and counted as lost). A failed send is retried (1 s, 5 s, 25 s, then
 // every mailRetryMax) for mailMaxAge after the alert was stored; a monitor
 // stopped meanwhile resumes at its next start. After a restart the dedupe
 // memory is empty: a mail in flight at the stop can be sent twice, never
@@ -84,7 +87,7 @@ func (m *Monitor) mailOne(seq uint64) bool {
 			m.st.unqueueMail(seq)
 			return true
 		}
-		if m.now().Sub(rec.Received) > mailMaxAge {
+		if errors.Is(err, notify.ErrRefused) || m.now().Sub(rec.Received) > mailMaxAge {
 			m.mailer.Lost(msg, err)
 			m.st.unqueueMail(seq)
 			return true

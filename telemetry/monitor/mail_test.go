@@ -117,3 +117,39 @@ func TestMonitorMailSurvivesRestart(t *testing.T) {
 		t.Fatalf("outbox still holds %v after the mail was sent", seqs)
 	}
 }
+
+// TestMonitorMailRefusedDoesNotBlock: a mail the relay refuses for good
+// (550 for a wrong address in the registry) is logged and counted as lost
+// at once, and the mail behind it goes out instead of waiting a day of
+// retries.
+func TestMonitorMailRefusedDoesNotBlock(t *testing.T) {
+	srv := mailtest.Start(t, false)
+	var logs syncBuf
+	m, err := Start(Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPListen: "127.0.0.1:0", Logger: testLogger(&logs),
+		Mail: &notify.Config{Relay: srv.Addr, From: "utm@soc.example.test", StartTLS: notify.StartTLSOff,
+			Registry: &notify.Registry{Default: notify.BoxContact{Mail: []string{"soc@example.test"}},
+				Boxes: map[string]notify.BoxContact{"office-8": {Mail: []string{"typo-reject@example.test"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	nc, err := nats.Connect(m.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	publish(t, js, "office-8", eicar("office-8", "x-1", 3, "to a wrong address"), "x-1")
+	publish(t, js, "office-9", eicar("office-9", "x-2", 3, "behind it"), "x-2")
+	mails := srv.Wait(t, 1)
+	if !strings.Contains(mails[0].Subject, "behind it") {
+		t.Fatalf("mail %q, want office-9's", mails[0].Subject)
+	}
+	waitFor(t, "the refused mail counted as lost", func() bool { return m.mailer.Stats().Failed == 1 })
+	if seqs, _ := m.st.outbox(10); len(seqs) != 0 {
+		t.Fatalf("outbox still holds %v", seqs)
+	}
+	if !strings.Contains(logs.String(), "mail lost") {
+		t.Errorf("no log line says the mail was lost:\n%s", logs.String())
+	}
+}

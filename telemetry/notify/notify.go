@@ -44,6 +44,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ var (
 	// ErrRelay: the relay refused or could not be reached (returned by
 	// Send, logged by the queue).
 	ErrRelay = errors.New("notify: SMTP relay failed")
+	// ErrRefused: the relay refused this mail for good (a 5xx reply to
+	// MAIL FROM, RCPT TO or the message): sending it again cannot help;
+	// fix the address in the box registry. Wrapped with ErrRelay.
+	ErrRefused = errors.New("notify: the relay refused the mail for good")
 )
 
 // StartTLS modes.
@@ -491,11 +496,11 @@ func (m *Mailer) Send(msg Message) error {
 		}
 	}
 	if err := c.Mail(m.cfg.From); err != nil {
-		return fmt.Errorf("%w: MAIL FROM: %v", ErrRelay, err)
+		return replyErr("MAIL FROM", err)
 	}
 	for _, to := range msg.To {
 		if err := c.Rcpt(to); err != nil {
-			return fmt.Errorf("%w: RCPT TO %s: %v", ErrRelay, to, err)
+			return replyErr("RCPT TO "+to, err)
 		}
 	}
 	w, err := c.Data()
@@ -506,9 +511,19 @@ func (m *Mailer) Send(msg Message) error {
 		return fmt.Errorf("%w: DATA: %v", ErrRelay, err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("%w: message refused: %v", ErrRelay, err)
+		return replyErr("message", err)
 	}
 	return c.Quit()
+}
+
+// replyErr wraps the relay's answer to step; a 5xx reply is ErrRefused
+// too.
+func replyErr(step string, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 {
+		return fmt.Errorf("%w: %w: %s: %v", ErrRelay, ErrRefused, step, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrRelay, step, err)
 }
 
 // render makes the RFC 5322 message.

@@ -111,7 +111,11 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	x.from = from
 	return nil
 }
+// Rcpt refuses for good (550) an address containing "reject".
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if strings.Contains(to, "reject") {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
 	x.to = append(x.to, to)
 	return nil
 }
