@@ -111,6 +111,7 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	x.from = from
 	return nil
 }
+
 // Rcpt refuses for good (550) an address containing "reject".
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if strings.Contains(to, "reject") {
