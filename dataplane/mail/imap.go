@@ -162,6 +162,7 @@ func (p *Parser) imapResponse(s *half, line, tail []byte, long bool) {
 		}
 		s.seg++
 		if n == 0 {
+			p.flushPeek(s) // an empty section still gets its header
 			if end == endMsg {
 				p.finish(true)
 			}
