@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/dataplane/archive"
+	"github.com/openutm/utm/dataplane/beacon"
 	"github.com/openutm/utm/dataplane/contentenc"
 	"github.com/openutm/utm/dataplane/defrag"
 	"github.com/openutm/utm/dataplane/dnsmsg"
@@ -165,6 +166,9 @@ type Config struct {
 	// Heuristics are the box-wide beacon, DGA and incident detectors; the
 	// workers of one box share one (NewHeuristics). nil: none run.
 	Heuristics *Heuristics
+	// BeaconIgnore are destinations never reported as beaconing; nil:
+	// DefaultBeaconIgnore, empty (non-nil): none.
+	BeaconIgnore []beacon.Ignore
 	// IntelBlockConfidence is the indicator confidence from which a
 	// threat-intel hit blocks (★★★); lower ones alert ★★ and pass. Default
 	// DefaultIntelBlockConfidence.
@@ -253,6 +257,9 @@ func New(cfg Config, b *bundle.Bundle) *Engine {
 	}
 	if cfg.StreamMemory <= 0 {
 		cfg.StreamMemory = 128 << 20
+	}
+	if cfg.BeaconIgnore == nil {
+		cfg.BeaconIgnore = DefaultBeaconIgnore
 	}
 	if cfg.StreamDepth == 0 {
 		cfg.StreamDepth = 1 << 20

@@ -38,12 +38,28 @@ const (
 	sidIncident = 2220020 // AV and C&C signals on one host: one incident
 )
 
+// DefaultBeaconIgnore are the destinations a box does not report as
+// beaconing unless its config says otherwise: mail clients polling POP3
+// and IMAP (110, 995, 143, 993) open a connection to the same server every
+// few minutes, the most regular traffic an office makes.
+var DefaultBeaconIgnore = []beacon.Ignore{{Port: 110}, {Port: 995}, {Port: 143}, {Port: 993}}
+
+// beaconIgnored reports whether connections to server are never beacons.
+func (e *Engine) beaconIgnored(server netip.AddrPort) bool {
+	for _, ig := range e.cfg.BeaconIgnore {
+		if ig.Matches(server) {
+			return true
+		}
+	}
+	return false
+}
+
 // observeFlow feeds a new TCP connection to the beacon detector: the
 // destination is the server's address and port (one string per new flow,
 // not per packet).
 func (e *Engine) observeFlow(st *flowState) {
 	h := e.heur
-	if h == nil || h.Beacon == nil || e.p.Proto != 6 {
+	if h == nil || h.Beacon == nil || e.p.Proto != 6 || e.beaconIgnored(st.f.Server) {
 		return
 	}
 	client := st.f.Client.Addr()

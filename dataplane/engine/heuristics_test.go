@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/openutm/utm/dataplane/beacon"
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 )
 
@@ -104,4 +105,52 @@ func TestDGABurstAndIncident(t *testing.T) {
 			t.Fatalf("alerts by sid (-> incident id): %v; want DGA, AV and an incident tagging the AV alert", sids)
 		}
 	}
+}
+
+// TestBeaconIgnore: a mail client polling POP3 every minute is not
+// beaconing by default, an address the config lists is not either, and
+// the same periodic connections elsewhere still are.
+func TestBeaconIgnore(t *testing.T) {
+	for _, c := range []struct {
+		dst    string
+		ignore []beacon.Ignore
+		want   int
+	}{
+		{"198.18.2.25:995", nil, 0}, // default: POP3S polling
+		{"198.18.2.99:443", nil, 1},
+		{"198.18.2.99:443", []beacon.Ignore{must(beacon.ParseIgnore("198.18.2.0/24"))}, 0},
+		{"198.18.2.99:443", []beacon.Ignore{must(beacon.ParseIgnore("198.18.2.99:8443"))}, 1},
+		{"198.18.2.25:995", []beacon.Ignore{}, 1}, // an empty list ignores nothing
+	} {
+		var rec recorder
+		e := New(Config{Sink: &rec, Heuristics: NewHeuristics(), BeaconIgnore: c.ignore}, defaultBundle(t))
+		at := t0
+		for i := 0; i < 60; i++ {
+			at = at.Add(60 * time.Second)
+			tr := testpcap.NewTrace(at)
+			tr.NewTCP(fmt.Sprintf("198.18.1.2:%d", 41000+i), c.dst).Handshake()
+			verdicts(e, tr.Sorted())
+		}
+		n := 0
+		for _, a := range rec.alerts() {
+			if a.Alert.SignatureID == sidBeacon {
+				n++
+			}
+		}
+		if n != c.want {
+			t.Errorf("%s ignore %v: %d beacon alerts, want %d", c.dst, c.ignore, n, c.want)
+		}
+	}
+	for _, bad := range []string{"", ":0", ":x", "example.com", "1.2.3.4:99999"} {
+		if _, err := beacon.ParseIgnore(bad); err == nil {
+			t.Errorf("beacon.ParseIgnore(%q) accepted", bad)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

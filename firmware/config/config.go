@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/openutm/utm/dataplane/beacon"
 )
 
 //go:embed default.json
@@ -112,6 +114,27 @@ type Engine struct {
 	// every file each, so by default (empty) a file gets them only when a
 	// rule (filemd5, filesha1) or a hash list of that kind needs them.
 	FileHashes []string `json:"file_hashes,omitempty"`
+	// BeaconIgnore lists destinations whose periodic connections are not
+	// reported as beaconing: "10.0.0.0/8", "198.18.2.25", "203.0.113.7:443"
+	// or ":993". Absent: the mail polling ports (110, 995, 143, 993); an
+	// empty list ignores nothing.
+	BeaconIgnore *[]string `json:"beacon_ignore,omitempty"`
+}
+
+// BeaconIgnores parses BeaconIgnore; nil means the engine's default.
+func (e Engine) BeaconIgnores() ([]beacon.Ignore, error) {
+	if e.BeaconIgnore == nil {
+		return nil, nil
+	}
+	out := []beacon.Ignore{}
+	for _, s := range *e.BeaconIgnore {
+		ig, err := beacon.ParseIgnore(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: engine.beacon_ignore: %v", ErrInvalid, err)
+		}
+		out = append(out, ig)
+	}
+	return out, nil
 }
 
 // FileDigests parses FileHashes: whether every file gets an MD5 and a
@@ -209,6 +232,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, _, err := c.Engine.FileDigests(); err != nil {
+		return err
+	}
+	if _, err := c.Engine.BeaconIgnores(); err != nil {
 		return err
 	}
 	if t := c.Engine.MaxScanTotal; t != 0 && t < int64(c.Engine.MaxScanSize) {

@@ -161,3 +161,34 @@ func TestMaxScanTotal(t *testing.T) {
 		}
 	}
 }
+
+// TestBeaconIgnore: absent means the engine's default (nil), an empty list
+// ignores nothing, entries parse, a bad one is refused.
+func TestBeaconIgnore(t *testing.T) {
+	dir := t.TempDir()
+	for i, c := range []struct {
+		json string
+		n    int // -1: nil (default)
+		ok   bool
+	}{
+		{`{}`, -1, true},
+		{`{"engine":{"beacon_ignore":[]}}`, 0, true},
+		{`{"engine":{"beacon_ignore":["10.0.0.0/8", ":993", "203.0.113.7:443"]}}`, 3, true},
+		{`{"engine":{"beacon_ignore":["mail.example.com"]}}`, 0, false},
+	} {
+		p := filepath.Join(dir, "c.json")
+		os.WriteFile(p, []byte(c.json), 0o600)
+		got, err := Load(p)
+		if c.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("case %d %s: err %v, want ok=%v (ErrInvalid otherwise)", i, c.json, err, c.ok)
+			continue
+		}
+		if !c.ok {
+			continue
+		}
+		ig, _ := got.Engine.BeaconIgnores()
+		if c.n < 0 && ig != nil || c.n >= 0 && (ig == nil || len(ig) != c.n) {
+			t.Errorf("case %d %s: %v, want %d entries (-1: nil)", i, c.json, ig, c.n)
+		}
+	}
+}

@@ -216,6 +216,7 @@ func (l *live) serveMetrics(ctx context.Context, addr string) error {
 func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Resetter, log *slog.Logger) engine.Config {
 	policy, sink4, sink6, _ := cfg.Engine.DNSPolicy() // checked by config.Validate
 	md5, sha1, _ := cfg.Engine.FileDigests()          // checked by config.Validate
+	beaconIgnore, _ := cfg.Engine.BeaconIgnores()     // checked by config.Validate
 	dns := map[string]engine.DNSPolicy{"alert": engine.DNSAlert, "nxdomain": engine.DNSNXDomain, "sinkhole": engine.DNSSinkhole}[policy]
 	return engine.Config{
 		DNSBlock:             dns,
@@ -228,6 +229,7 @@ func engineConfig(cfg config.Config, f flags, out engine.Sink, reset engine.Rese
 		MaxScanTotal:         cfg.Engine.MaxScanTotal,
 		FileMD5:              md5,
 		FileSHA1:             sha1,
+		BeaconIgnore:         beaconIgnore,
 		MalformedAccept:      cfg.Engine.MalformedAccept,
 		InspectNone:          f.inspect == "none",
 		Sink:                 out,
