@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,24 +41,34 @@ type Accepted struct {
 // self-signed certificate for "mx.lab.test").
 type SMTPServer struct {
 	Addr string
+	log  testLogger
 
 	mu       sync.Mutex
 	msgs     []Accepted
 	sessions int
-	active   sync.WaitGroup // sessions not yet logged out
+	active   int           // sessions not yet logged out
+	idle     chan struct{} // closed when active drops to 0; nil while idle
 }
 
 // StartSMTP starts a server on addr ("198.18.30.2:25") inside namespace ns;
 // it stops at cleanup.
 func StartSMTP(t testing.TB, ns, addr string) *SMTPServer {
 	t.Helper()
-	s := &SMTPServer{Addr: addr}
+	s := &SMTPServer{Addr: addr, log: testLogger{t}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
 		s.sessions++
+		s.active++
+		if s.idle == nil {
+			s.idle = make(chan struct{})
+		}
 		s.mu.Unlock()
-		s.active.Add(1)
-		return &session{s: s}, nil
+		nc := c.Conn()
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn() // EHLO again after STARTTLS
+		}
+		ec, _ := nc.(*endConn)
+		return &session{s: s, conn: ec}, nil
 	}))
 	srv.Domain = "mx.lab.test"
 	srv.AllowInsecureAuth = true
@@ -65,7 +76,7 @@ func StartSMTP(t testing.TB, ns, addr string) *SMTPServer {
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "mx.lab.test")}}
 	srv.ErrorLog = testLogger{t}
-	l := Listen(t, ns, addr)
+	l := endListener{Listen(t, ns, addr)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -79,12 +90,7 @@ func StartSMTP(t testing.TB, ns, addr string) *SMTPServer {
 		// accepting, let the sessions end (clients are gone by now), then
 		// close.
 		l.Close()
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-time.After(5 * time.Second):
-		}
+		s.WaitIdle(5 * time.Second)
 		srv.Close()
 		<-done
 	})
@@ -103,6 +109,24 @@ func (s *SMTPServer) Messages() []Accepted {
 	return append([]Accepted(nil), s.msgs...)
 }
 
+// WaitIdle waits up to d until no session is open (every connection has
+// ended and its message, if any, was accepted or refused); it reports
+// whether that happened.
+func (s *SMTPServer) WaitIdle(d time.Duration) bool {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	if idle == nil {
+		return true
+	}
+	select {
+	case <-idle:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Sessions returns how many SMTP sessions the server has seen.
 func (s *SMTPServer) Sessions() int {
 	s.mu.Lock()
@@ -113,12 +137,23 @@ func (s *SMTPServer) Sessions() int {
 type session struct {
 	out  sync.Once // Logout counted once
 	s    *SMTPServer
+	conn *endConn
 	from string
 	to   []string
 }
 
-func (ss *session) Reset()        { ss.from, ss.to = "", nil }
-func (ss *session) Logout() error { ss.out.Do(ss.s.active.Done); return nil }
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+func (ss *session) Logout() error {
+	ss.out.Do(func() {
+		ss.s.mu.Lock()
+		defer ss.s.mu.Unlock()
+		if ss.s.active--; ss.s.active == 0 && ss.s.idle != nil {
+			close(ss.s.idle)
+			ss.s.idle = nil
+		}
+	})
+	return nil
+}
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.from = from
 	return nil
@@ -136,6 +171,15 @@ func (ss *session) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err // the end of the message never came: not accepted
+	}
+	if ss.conn != nil && ss.conn.ended.Load() {
+		// go-smtp v0.21.3 ends a BDAT chunk at the connection's end of
+		// file as if it were complete: after a reset whose error a write
+		// consumed, Linux reads the rest of the connection as EOF, and
+		// the cut message would be "accepted". A real MTA (Postfix: "lost
+		// connection after BDAT") discards it, and so does this one.
+		ss.s.log.Printf("discarded a %d-byte message from %s: the connection ended before its last chunk did", len(b), ss.from)
+		return errors.New("maillab: connection lost in the middle of the message; discarded")
 	}
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, Accepted{From: ss.from, To: append([]string(nil), ss.to...), Data: b})
@@ -348,4 +392,39 @@ func SendBDAT(t testing.TB, ns, server string, msg []byte, o BDATOptions) (repli
 	io.WriteString(c, "QUIT\r\n")
 	expect(1)
 	return tr.String(), accepted
+}
+
+// endListener hands out connections that note when the peer went away, so a
+// message cut short by it is not taken for a complete one.
+type endListener struct{ net.Listener }
+
+func (l endListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &endConn{Conn: c}, nil
+}
+
+// endConn is a server connection; ended is set by the first read that
+// returns EOF or an error.
+type endConn struct {
+	net.Conn
+	ended atomic.Bool
+}
+
+func (c *endConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.ended.Store(true)
+	}
+	return n, err
+}
+
+func (c *endConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.ended.Store(true) // a reset the write saw: the reads that follow get EOF
+	}
+	return n, err
 }
