@@ -5,7 +5,7 @@
 SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin
-APT_PKGS  := gcc pkg-config libyara-dev libpcre2-dev iptables iproute2 procps \
+APT_PKGS  := gcc pkg-config libyara-dev libpcre2-dev libvectorscan-dev iptables iproute2 procps \
              swaks dovecot-imapd dovecot-pop3d clamav-testfiles chromium chromium-driver \
              dnsmasq-base
 # The lab and the tests need seconds, not hours; CI allows 90 minutes.
