@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/openutm/utm/dataplane/packet"
+	"github.com/openutm/utm/signatures/rules"
 )
 
 // Stats counts what the engine saw and did. Fields are updated on the packet
@@ -104,6 +105,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"dga_bursts":          s.DGABursts.Load(),
 		"incidents":           s.Incidents.Load(),
 		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: file buffers in use and idle, box-wide when shared
+		"prefilter_errors":    rules.PrefilterErrors(),          // process-wide
 		"archive_members":     s.ArchiveMembers.Load(),
 		"archive_bombs":       s.ArchiveBombs.Load(),
 		"archive_encrypted":   s.ArchiveEncrypted.Load(),

@@ -466,7 +466,7 @@ func (p *Pool) Counters() map[string]uint64 {
 }
 
 // boxWide are engine counters the workers share (one value for the box).
-var boxWide = map[string]bool{"file_memory_bytes": true}
+var boxWide = map[string]bool{"file_memory_bytes": true, "prefilter_errors": true}
 
 // Queues returns the queue numbers, sorted.
 func (p *Pool) Queues() []uint16 {

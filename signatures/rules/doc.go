@@ -59,11 +59,15 @@
 // (the content marked fast_pattern, chopped by fast_pattern:offset,length,
 // else its longest positive content), and within the buffer by transport
 // (TCP, UDP, other) and direction (to server, to client), as Suricata's
-// signature group heads; each such bucket's rules are compiled into one
-// Aho-Corasick DFA over case-folded byte classes (prefilter.go, ac.go).
-// Match runs each present buffer through its variant's automaton once (one
-// table load per byte, whatever the number of rules; buffers of 256 bytes
-// or more as four interleaved lanes), then verifies the rules of the
+// signature group heads; each such bucket's fast patterns are compiled
+// into a Hyperscan database (package literal, libvectorscan: the matcher
+// Suricata uses) and, for buffers that are most often short (method,
+// host, status code, DNS name), also into an Aho-Corasick DFA over
+// case-folded byte classes (prefilter.go, ac.go), since a Hyperscan scan
+// costs ~75 ns before its first byte. Match runs each present buffer once
+// through its variant's database (0.3-1 ns a byte) or automaton (one table
+// load per byte; buffers of 256 bytes or more as four interleaved lanes),
+// whatever the number of rules, then verifies the rules of the
 // confirmed patterns in load order: protocol and flow, header, packet
 // keywords, every content list. Rules without a positive content are
 // keyed by their narrower address list when they have one (iponly.go: binary search over
@@ -71,13 +75,14 @@
 // rules), the rest grouped by protocol and application.
 //
 // Cost (BenchmarkMix*, a 2-core EPYC shared with other jobs, so read the
-// ratios): on the HTTP/DNS/TLS mix, all ET Open rules take ~5.6 us per
-// inspection against ~35 ns for one header-only rule and ~1.6-2.2 us for
-// 1,000 rules; the scan is ~1-2 ns per buffer byte. Through the whole
-// engine (dataplane/replay BenchmarkEngineMix*: decode, flow, reassembly,
-// HTTP/DNS/TLS parsing, matching) all rules cost ~2.3-2.8x one rule per
-// packet. Loading all of ET Open takes ~0.7-0.9 s and keeps ~93 MB of heap,
-// 32 MB of it automata.
+// ratios): on the HTTP/DNS/TLS mix, all ET Open rules take ~2.8 us per
+// inspection (4.4 us with automata alone) against ~35 ns for one
+// header-only rule. Through the whole engine (dataplane/replay
+// BenchmarkEngineMix*: decode, flow, reassembly, HTTP/DNS/TLS parsing,
+// matching) all rules cost ~2.9x one rule per packet. Loading all of ET
+// Open takes ~1.9 s (Hyperscan's compiler is most of it) and keeps ~65 MB
+// of heap, 14 MB of it databases and automata (automata alone: 0.7 s,
+// 141 MB, 79 MB).
 //
 // Match does not allocate once the Input has its scratch (made on its
 // first Match); one Set serves many goroutines, one Input each.

@@ -163,45 +163,47 @@ func etSubset(all *Set, n int) *Set {
 // automata returns exactly the rules a check of every rule returns, and
 // without allocating.
 func TestETOpenMixAgainstBruteForce(t *testing.T) {
-	s := etOpen(t)
-	mix := trafficMix()
-	// Beyond the benchmark's mix, every prefilter variant: ICMP, ICMPv6
-	// and GRE payloads, and each TCP/UDP input with its direction flipped.
-	for i, proto := range []uint8{1, 58, 47} {
-		for _, toServer := range []bool{true, false} {
-			in := &Input{Proto: proto, Src: netip.MustParseAddr("192.168.1.23"), Dst: netip.MustParseAddr("93.184.216.34"),
-				ToServer: toServer, ICMPType: 8, PayloadLen: 64}
-			in.Buf[BufPayload] = []byte(strings.Repeat("abcdefghijklmnopqrstuvwabcdefghi", 2+i*10))
-			mix = append(mix, in)
-		}
-	}
-	for _, in := range trafficMix() {
-		if in.Proto == 6 || in.Proto == 17 {
-			in.ToServer = !in.ToServer
-			mix = append(mix, in)
-		}
-	}
-	out := make([]*Rule, 0, 64)
-	matched := 0
-	for i, in := range mix {
-		got := map[*Rule]bool{}
-		for _, r := range s.Match(in, out) {
-			if got[r] {
-				t.Fatalf("input %d: sid %d returned twice", i, r.SID)
-			}
-			got[r] = true
-		}
-		for _, r := range s.Rules() {
-			if want := r.quick(in) && r.full(in); want != got[r] {
-				t.Fatalf("input %d (%s): sid %d: Match says %v, checking every rule says %v", i, in.App, r.SID, got[r], want)
+	bothScanners(t, func(t *testing.T) {
+		s := etOpen(t)
+		mix := trafficMix()
+		// Beyond the benchmark's mix, every prefilter variant: ICMP, ICMPv6
+		// and GRE payloads, and each TCP/UDP input with its direction flipped.
+		for i, proto := range []uint8{1, 58, 47} {
+			for _, toServer := range []bool{true, false} {
+				in := &Input{Proto: proto, Src: netip.MustParseAddr("192.168.1.23"), Dst: netip.MustParseAddr("93.184.216.34"),
+					ToServer: toServer, ICMPType: 8, PayloadLen: 64}
+				in.Buf[BufPayload] = []byte(strings.Repeat("abcdefghijklmnopqrstuvwabcdefghi", 2+i*10))
+				mix = append(mix, in)
 			}
 		}
-		matched += len(got)
-		if n := testing.AllocsPerRun(5, func() { out = s.Match(in, out) }); n != 0 {
-			t.Fatalf("input %d: Match allocates %v times", i, n)
+		for _, in := range trafficMix() {
+			if in.Proto == 6 || in.Proto == 17 {
+				in.ToServer = !in.ToServer
+				mix = append(mix, in)
+			}
 		}
-	}
-	t.Logf("%d inputs, %d rule matches over %d rules", len(mix), matched, s.Len())
+		out := make([]*Rule, 0, 64)
+		matched := 0
+		for i, in := range mix {
+			got := map[*Rule]bool{}
+			for _, r := range s.Match(in, out) {
+				if got[r] {
+					t.Fatalf("input %d: sid %d returned twice", i, r.SID)
+				}
+				got[r] = true
+			}
+			for _, r := range s.Rules() {
+				if want := r.quick(in) && r.full(in); want != got[r] {
+					t.Fatalf("input %d (%s): sid %d: Match says %v, checking every rule says %v", i, in.App, r.SID, got[r], want)
+				}
+			}
+			matched += len(got)
+			if n := testing.AllocsPerRun(5, func() { out = s.Match(in, out) }); n != 0 {
+				t.Fatalf("input %d: Match allocates %v times", i, n)
+			}
+		}
+		t.Logf("%d inputs, %d rule matches over %d rules", len(mix), matched, s.Len())
+	})
 }
 
 func benchMix(b *testing.B, n int) {
@@ -262,12 +264,16 @@ func BenchmarkCompileETOpen(b *testing.B) {
 		s.Len(), load.Round(time.Millisecond), float64(after.HeapAlloc)/(1<<20), float64(before.HeapAlloc)/(1<<20), float64(tables)/(1<<20))
 	for bi := range s.pf.byBuf {
 		for v, bk := range s.pf.byBuf[bi] {
-			if bk == nil || bk.ac == nil || v > 0 && bk == s.pf.byBuf[bi][v-1] {
+			if bk == nil || bk.ac == nil && bk.lit == nil || v > 0 && bk == s.pf.byBuf[bi][v-1] {
 				continue
 			}
-			a := bk.ac
-			b.Logf("  buffer %2d variant %d: %5d rules, %5d patterns, depth %2d, %6d states, %3d classes, %.1f MB",
-				bi, v, len(bk.rules), len(a.pats), a.depth, len(a.trans)/int(a.width), a.width, float64(a.size())/(1<<20))
+			if bk.lit != nil {
+				b.Logf("  buffer %2d variant %d: %5d rules, %5d patterns, hyperscan %.2f MB", bi, v, len(bk.rules), bk.lit.Len(), float64(bk.lit.Size())/(1<<20))
+			}
+			if a := bk.ac; a != nil {
+				b.Logf("  buffer %2d variant %d: %5d rules, %5d patterns, depth %2d, %6d states, %3d classes, %.1f MB",
+					bi, v, len(bk.rules), len(a.pats), a.depth, len(a.trans)/int(a.width), a.width, float64(a.size())/(1<<20))
+			}
 		}
 	}
 	runtime.KeepAlive(s)

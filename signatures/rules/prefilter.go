@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
+
+	"github.com/openutm/utm/signatures/literal"
 )
 
 // The prefilter finds, for one Input, the few rules worth verifying.
@@ -15,14 +18,16 @@ import (
 // Suricata does: the content marked fast_pattern, else the longest positive
 // content, ties to the first; a chopped fast_pattern:offset,length uses
 // that slice) and is indexed under the buffer that content inspects. Each
-// buffer's bucket compiles its fast patterns into one Aho-Corasick DFA
-// (ac.go): Match runs each present buffer through its bucket's automaton
-// once, confirms each pattern hit at its position, marks the rules of the
-// confirmed patterns in a bitset, then verifies the marked rules in load
-// order (protocol, flow and header first, then every content list). The
-// cost is one table load per buffer byte plus the candidates' verification,
-// whatever the number of rules. Buckets of fewer than acMinRules rules skip
-// the automaton and search each pattern directly.
+// buffer's bucket compiles its fast patterns into one Hyperscan database
+// (package literal) and, for short buffers, one Aho-Corasick DFA (ac.go):
+// Match runs each present buffer through one of them once (Hyperscan for
+// buffers of litMin bytes or more), marks the rules of the patterns found
+// in a bitset, then verifies the marked rules in load order (protocol,
+// flow and header first, then every content list). The cost is one scan
+// per buffer plus the candidates' verification, whatever the number of
+// rules. Buckets of fewer than acMinRules rules skip both and search each
+// pattern directly. A Hyperscan failure (no memory) falls back to
+// verifying every rule of the bucket: slower, never a missed match.
 //
 // Each buffer's rules are split further, as Suricata's signature group
 // heads, by what the Input tells before any byte is read: the application
@@ -53,9 +58,11 @@ type bucket struct {
 	rules []*Rule
 	ids   []int32 // each rule's index in the Set, for profiling
 
-	ac      *automaton // nil: fewer than acMinRules rules
-	patAt   []int32    // pattern id p's rules (bucket indexes) are patRule[patAt[p]:patAt[p+1]]
+	ac      *automaton  // nil: fewer than acMinRules rules, or lit
+	lit     *literal.DB // Hyperscan database of the fast patterns, if useLiteral
+	patAt   []int32     // pattern id p's rules (bucket indexes) are patRule[patAt[p]:patAt[p+1]]
 	patRule []int32
+	npats   int
 }
 
 // ruleGroup holds the rules without a fast pattern that share a protocol
@@ -249,6 +256,7 @@ type prefilter struct {
 	byBuf  [NumBuffers][nVariants]*bucket // nil: no rule; variants with the same rules share a bucket
 	groups []ruleGroup
 	ip     ipOnly // iponly.go: header-only rules keyed by a long address list
+	lit    *literal.Group
 
 	once     sync.Once
 	maxRules int // largest bucket: candidate bitset size
@@ -262,6 +270,7 @@ type prefilter struct {
 // calls.
 type scratch struct {
 	cand   []uint64 // candidate rules of the bucket being matched
+	lit    *literal.Scanner
 	patGen []uint32 // per pattern: gen when last confirmed
 	gen    uint32
 }
@@ -321,9 +330,18 @@ func (p *prefilter) compile() {
 				if len(b.rules) < acMinRules {
 					continue
 				}
-				b.compile()
-				p.maxPats = max(p.maxPats, len(b.ac.pats))
-				p.tables += b.ac.size() + 4*len(b.patRule) + 4*len(b.patAt)
+				if p.lit == nil && useLiteral {
+					p.lit = literal.NewGroup()
+				}
+				b.compile(p.lit, shortBuffer(Buffer(i)))
+				p.maxPats = max(p.maxPats, b.npats)
+				p.tables += 4*len(b.patRule) + 4*len(b.patAt)
+				if b.lit != nil {
+					p.tables += b.lit.Size()
+				}
+				if b.ac != nil {
+					p.tables += b.ac.size()
+				}
 			}
 		}
 	})
@@ -341,7 +359,7 @@ func sameRules(a, b []int32) bool {
 	return true
 }
 
-func (b *bucket) compile() {
+func (b *bucket) compile(g *literal.Group, short bool) {
 	type key struct {
 		pat    string
 		nocase bool
@@ -361,7 +379,22 @@ func (b *bucket) compile() {
 		}
 		lists[id] = append(lists[id], int32(i))
 	}
-	b.ac = buildAutomaton(pats)
+	b.npats = len(pats)
+	if g != nil {
+		lp := make([]literal.Pattern, len(pats))
+		for i, p := range pats {
+			lp[i] = literal.Pattern{Bytes: p.pat, Nocase: p.nocase}
+		}
+		db, err := literalCompile(g, lp)
+		if err == nil {
+			b.lit = db
+		} else {
+			literalErrors.Add(1)
+		}
+	}
+	if b.lit == nil || short {
+		b.ac = buildAutomaton(pats)
+	}
 	b.patAt = make([]int32, 0, len(lists)+1)
 	for _, l := range lists {
 		b.patAt = append(b.patAt, int32(len(b.patRule)))
@@ -421,7 +454,7 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 		if data == nil || b == nil {
 			continue
 		}
-		if b.ac == nil {
+		if b.ac == nil && b.lit == nil {
 			for i, r := range b.rules {
 				if !r.quick(in) {
 					continue
@@ -454,6 +487,44 @@ const laneMin = 256
 // useLanes is false only in tests comparing with the one-lane scan.
 var useLanes = true
 
+// useLiteral: buckets scan with Hyperscan (package literal) rather than
+// the automaton; false only in tests comparing the two.
+var useLiteral = true
+
+// litMin is the shortest buffer a bucket with both scans through
+// Hyperscan: a scan costs about 75 ns before its first byte (the cgo call
+// and Hyperscan's set-up), then 0.3 ns a byte; the automaton costs 2-4 ns
+// a byte from the first.
+const litMin = 32
+
+// shortBuffer reports whether buffer b is most often shorter than litMin
+// (a method, a host name, a status code, a DNS name): its buckets keep an
+// automaton beside their Hyperscan database. The buffers that carry
+// payload, bodies and header blocks scan through Hyperscan only, which
+// spares the biggest automata (3-4 MB each).
+func shortBuffer(b Buffer) bool {
+	switch b {
+	case BufPayload, BufHTTPURI, BufHTTPRawURI, BufHTTPHeader, BufHTTPRawHeader, BufHTTPCookie, BufHTTPUserAgent,
+		BufHTTPRequestBody, BufHTTPResponseBody, BufHTTPHeaderNames, BufHTTPRequestLine, BufHTTPStart,
+		BufHTTPRequestHeader, BufHTTPResponseHeader, BufJA3String, BufHTTPReferer:
+		return false
+	}
+	return true
+}
+
+// literalErrors counts Hyperscan compile and scan failures (each falls
+// back to a slower exact path).
+var literalErrors atomic.Uint64
+
+// literalCompile is (*literal.Group).Compile; tests make it fail.
+var literalCompile = (*literal.Group).Compile
+
+// PrefilterErrors returns how many Hyperscan compiles and scans failed in
+// this process (a bucket then falls back to its automaton, a scan to
+// verifying every rule of the bucket: no match is lost, time is). Not 0:
+// the box is short of memory.
+func PrefilterErrors() uint64 { return literalErrors.Load() }
+
 // match runs data through b's automaton and verifies the candidates.
 //
 // The scan is bound by the latency of one dependent table load per byte.
@@ -470,44 +541,56 @@ func (b *bucket) match(in *Input, data []byte, sc *scratch, prof *profile, out [
 		clear(sc.patGen)
 		sc.gen = 1
 	}
+	if b.lit != nil && (b.ac == nil || len(data) >= litMin) {
+		return b.verify(in, sc, prof, b.litHits(data, sc), out)
+	}
 	any := false
 	a := b.ac
-	trans, class, outFrom := a.trans, &a.class, a.outFrom
+	class, outFrom := &a.class, a.outFrom
+	// The table is closed (every entry a row offset, every class below
+	// the width), so no index leaves it: the loads skip Go's bounds check,
+	// which sits on the scan's critical path.
+	t := unsafe.Pointer(unsafe.SliceData(a.trans))
+	next := func(s int32, c byte) int32 {
+		return *(*int32)(unsafe.Add(t, uintptr(s+int32(class[c]))*4))
+	}
 	if n := len(data); n >= laneMin && useLanes {
 		q, pre := n/4, a.depth-1
 		// Lane k covers [k*q-pre, (k+1)*q) (the last to n; lane 0 from
-		// 0): lanes 1..3 have the same length m, lane 0 pre bytes fewer.
+		// 0): lanes 1..3 roll in over their first pre bytes, then all
+		// four step together over q bytes each.
 		d1, d2, d3 := data[q-pre:2*q], data[2*q-pre:3*q], data[3*q-pre:]
-		m := len(d1)
 		var s0, s1, s2, s3 int32
-		for i := 0; i < pre; i++ { // lanes 1..3 roll in; lane 0 waits
-			s1 = trans[s1+int32(class[d1[i]])]
-			s2 = trans[s2+int32(class[d2[i]])]
-			s3 = trans[s3+int32(class[d3[i]])]
+		for i := range pre {
+			s1 = next(s1, d1[i])
+			s2 = next(s2, d2[i])
+			s3 = next(s3, d3[i])
 		}
-		for i := pre; i < m; i++ {
-			s0 = trans[s0+int32(class[data[i-pre]])]
-			s1 = trans[s1+int32(class[d1[i]])]
-			s2 = trans[s2+int32(class[d2[i]])]
-			s3 = trans[s3+int32(class[d3[i]])]
+		d0 := data[:q]
+		e1, e2, e3 := d1[pre:][:len(d0)], d2[pre:][:len(d0)], d3[pre:][:len(d0)]
+		for j := range d0 {
+			s0 = next(s0, d0[j])
+			s1 = next(s1, e1[j])
+			s2 = next(s2, e2[j])
+			s3 = next(s3, e3[j])
 			if max(max(s0, s1), max(s2, s3)) >= outFrom {
 				if s0 >= outFrom {
-					any = b.hits(data, i-pre, s0, sc) || any
+					any = b.hits(data, j, s0, sc) || any
 				}
 				if s1 >= outFrom {
-					any = b.hits(data, q-pre+i, s1, sc) || any
+					any = b.hits(data, q+j, s1, sc) || any
 				}
 				if s2 >= outFrom {
-					any = b.hits(data, 2*q-pre+i, s2, sc) || any
+					any = b.hits(data, 2*q+j, s2, sc) || any
 				}
 				if s3 >= outFrom {
-					any = b.hits(data, 3*q-pre+i, s3, sc) || any
+					any = b.hits(data, 3*q+j, s3, sc) || any
 				}
 			}
 		}
 		// The last lane is longer by n%4 bytes.
-		for i := 3*q - pre + m; i < n; i++ {
-			s3 = trans[s3+int32(class[data[i]])]
+		for i := 4 * q; i < n; i++ {
+			s3 = next(s3, data[i])
 			if s3 >= outFrom {
 				any = b.hits(data, i, s3, sc) || any
 			}
@@ -515,13 +598,36 @@ func (b *bucket) match(in *Input, data []byte, sc *scratch, prof *profile, out [
 	} else {
 		s := int32(0)
 		for i, c := range data {
-			s = trans[s+int32(class[c])]
+			s = next(s, c)
 			if s >= outFrom {
 				any = b.hits(data, i, s, sc) || any
 			}
 		}
 	}
 	return b.verify(in, sc, prof, any, out)
+}
+
+// litHits marks the rules of the patterns Hyperscan finds in data. If the
+// scan fails (no memory for scratch space), every rule of the bucket is a
+// candidate: slower, never a missed match.
+func (b *bucket) litHits(data []byte, sc *scratch) bool {
+	if sc.lit == nil {
+		sc.lit = literal.NewScanner()
+	}
+	ids, err := sc.lit.Scan(b.lit, data)
+	if err != nil {
+		literalErrors.Add(1)
+		for ri := range b.rules {
+			sc.cand[ri>>6] |= 1 << (ri & 63)
+		}
+		return true
+	}
+	for _, id := range ids {
+		for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
+			sc.cand[ri>>6] |= 1 << (ri & 63)
+		}
+	}
+	return len(ids) > 0
 }
 
 // verify checks the candidates marked in sc in load order, appends the

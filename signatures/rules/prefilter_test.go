@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/openutm/utm/signatures/literal"
 )
 
 type acHit struct {
@@ -77,6 +80,61 @@ func patStrings(pats []acPattern) []string {
 		s = append(s, fmt.Sprintf("%q/%v", p.pat, p.nocase))
 	}
 	return s
+}
+
+// bothScanners runs fn with the buckets scanning through Hyperscan (the
+// default) and through the automaton alone; fn loads its rules.
+func bothScanners(t *testing.T, fn func(t *testing.T)) {
+	for _, lit := range []bool{true, false} {
+		name := "hyperscan"
+		if !lit {
+			name = "automaton"
+		}
+		t.Run(name, func(t *testing.T) {
+			useLiteral = lit
+			defer func() { useLiteral = true }()
+			fn(t)
+		})
+	}
+}
+
+// scansAsConfigured reports whether b scans the way useLiteral asks: a
+// Hyperscan database, or an automaton only.
+func scansAsConfigured(b *bucket) bool {
+	if b == nil {
+		return false
+	}
+	if useLiteral {
+		return b.lit != nil
+	}
+	return b.ac != nil && b.lit == nil
+}
+
+// TestLiteralCompileFailureFallsBack: when Hyperscan cannot compile a
+// bucket (out of memory), the bucket gets its automaton, matches exactly
+// as before, and the failure is counted.
+func TestLiteralCompileFailureFallsBack(t *testing.T) {
+	defer func() { literalCompile = (*literal.Group).Compile }()
+	literalCompile = func(*literal.Group, []literal.Pattern) (*literal.DB, error) {
+		return nil, errors.New("no memory")
+	}
+	before := PrefilterErrors()
+	s := load(t, `alert http any any -> any any (msg:"a"; http.uri; content:"/admin"; sid:1;)
+alert http any any -> any any (msg:"b"; http.uri; content:"/login"; nocase; sid:2;)
+alert http any any -> any any (msg:"c"; http.uri; content:"/cgi-bin/"; sid:3;)
+alert http any any -> any any (msg:"d"; http.uri; content:"/wp-"; sid:4;)
+`)
+	s.pf.compile()
+	if b := s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer]; b == nil || b.lit != nil || b.ac == nil {
+		t.Fatal("the URI bucket did not fall back to its automaton")
+	}
+	if PrefilterErrors() == before {
+		t.Fatal("the failed compile was not counted")
+	}
+	got := s.Match(bufIn(BufHTTPURI, "/LOGIN/cgi-bin/x", 6, "http"), nil)
+	if len(got) != 2 || got[0].SID != 2 || got[1].SID != 3 {
+		t.Fatalf("matched %v; want sids 2 and 3", got)
+	}
 }
 
 // TestAutomatonAgainstNaive: random patterns (overlapping, prefixes of
@@ -172,73 +230,75 @@ func sids(rs []*Rule) []int {
 // rules match through the automaton with nocase, chop, only, overlapping
 // patterns and many rules sharing a pattern.
 func TestFastPattern(t *testing.T) {
-	sel := []struct {
-		rule string
-		want string
-	}{
-		{`content:"abc"; content:"longest"; content:"x";`, "longest"},
-		{`content:"abc"; content:"def";`, "abc"}, // tie: the first
-		{`content:"abc"; fast_pattern; content:"longest";`, "abc"},
-		{`content:"longest"; content:"ab"; fast_pattern:only;`, "ab"},
-		{`content:"0123456789"; fast_pattern:2,4;`, "2345"},
-		{`content:!"longest-negated"; content:"ab";`, "ab"},
-		{`content:!"negated"; fast_pattern; content:"ab";`, "ab"}, // a negated content is never one
-		{`content:"ABC"; fast_pattern; nocase; content:"longer";`, "abc"},
-	}
-	for _, c := range sel {
-		s := load(t, `alert tcp any any -> any any (`+c.rule+` sid:1;)`)
-		pat, _ := s.Rules()[0].fastPattern()
-		if string(pat) != c.want {
-			t.Errorf("%s: fast pattern %q, want %q", c.rule, pat, c.want)
+	bothScanners(t, func(t *testing.T) {
+		sel := []struct {
+			rule string
+			want string
+		}{
+			{`content:"abc"; content:"longest"; content:"x";`, "longest"},
+			{`content:"abc"; content:"def";`, "abc"}, // tie: the first
+			{`content:"abc"; fast_pattern; content:"longest";`, "abc"},
+			{`content:"longest"; content:"ab"; fast_pattern:only;`, "ab"},
+			{`content:"0123456789"; fast_pattern:2,4;`, "2345"},
+			{`content:!"longest-negated"; content:"ab";`, "ab"},
+			{`content:!"negated"; fast_pattern; content:"ab";`, "ab"}, // a negated content is never one
+			{`content:"ABC"; fast_pattern; nocase; content:"longer";`, "abc"},
 		}
-	}
-	for _, bad := range []string{`content:"abc"; fast_pattern:2,4;`, `content:"abc"; fast_pattern:x;`, `fast_pattern; content:"a";`} {
-		if _, errs := Parse(strings.NewReader(`alert tcp any any -> any any (`+bad+` sid:1;)`), "t", nil); len(errs) != 1 {
-			t.Errorf("%s: loaded; want a load error", bad)
+		for _, c := range sel {
+			s := load(t, `alert tcp any any -> any any (`+c.rule+` sid:1;)`)
+			pat, _ := s.Rules()[0].fastPattern()
+			if string(pat) != c.want {
+				t.Errorf("%s: fast pattern %q, want %q", c.rule, pat, c.want)
+			}
 		}
-	}
+		for _, bad := range []string{`content:"abc"; fast_pattern:2,4;`, `content:"abc"; fast_pattern:x;`, `fast_pattern; content:"a";`} {
+			if _, errs := Parse(strings.NewReader(`alert tcp any any -> any any (`+bad+` sid:1;)`), "t", nil); len(errs) != 1 {
+				t.Errorf("%s: loaded; want a load error", bad)
+			}
+		}
 
-	s := load(t, manyRules(20, `alert http any any -> any any (msg:"nocase"; http.uri; content:"/ADMIN"; nocase; sid:1;)
-alert http any any -> any any (msg:"case"; http.uri; content:"/Login"; sid:2;)
-alert http any any -> any any (msg:"chop"; http.uri; content:"/wp-content/plugins/"; fast_pattern:4,7; content:"evil"; sid:3;)
-alert http any any -> any any (msg:"only"; http.uri; content:"setup.php"; fast_pattern:only; sid:4;)
-alert http any any -> any any (msg:"overlap-a"; http.uri; content:"/adm"; sid:5;)
-alert http any any -> any any (msg:"overlap-b"; http.uri; content:"dmin/x"; sid:6;)
-alert http any any -> any any (msg:"shared-1"; http.uri; content:"/cgi-bin/"; content:"one"; sid:7;)
-alert http any any -> any any (msg:"shared-2"; http.uri; content:"/cgi-bin/"; content:"two"; sid:8;)
-alert http any any -> any any (msg:"shared-3"; http.uri; content:"/cgi-bin/"; sid:9;)
-alert http any any -> any any (msg:"shared-nocase"; http.uri; content:"/CGI-BIN/"; nocase; sid:10;)
-alert http any any -> any any (msg:"negated"; http.uri; content:"/cgi-bin/"; content:!"two"; sid:11;)
-`))
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer].ac == nil {
-		t.Fatal("the URI bucket has no automaton")
-	}
-	cases := []struct {
-		uri  string
-		want []int
-	}{
-		{"/admin/x", []int{1, 5, 6}},
-		{"/AdMiN", []int{1}},
-		{"/login", nil},
-		{"/Login", []int{2}},
-		{"/wp-content/plugins/evil.php", []int{3}},
-		{"/x/content/plugins/evil", nil},      // the chop hits, the content does not
-		{"/wp-content/plugins/good.php", nil}, // the chop hits, the second content does not
-		{"/setup.php", []int{4}},
-		{"/cgi-bin/one", []int{7, 9, 10, 11}},
-		{"/cgi-bin/two", []int{8, 9, 10}},
-		{"/CGI-BIN/one", []int{10}},
-		{"/cgi-bin//cgi-bin/one", []int{7, 9, 10, 11}},
-		{"/filler-7/", []int{900007}},
-		{"/nothing", nil},
-	}
-	out := make([]*Rule, 0, 16)
-	for _, c := range cases {
-		out = s.Match(bufIn(BufHTTPURI, c.uri, 6, "http"), out)
-		if got := sids(out); !slices.Equal(got, c.want) {
-			t.Errorf("%s: matched %v, want %v", c.uri, got, c.want)
+		s := load(t, manyRules(20, `alert http any any -> any any (msg:"nocase"; http.uri; content:"/ADMIN"; nocase; sid:1;)
+	alert http any any -> any any (msg:"case"; http.uri; content:"/Login"; sid:2;)
+	alert http any any -> any any (msg:"chop"; http.uri; content:"/wp-content/plugins/"; fast_pattern:4,7; content:"evil"; sid:3;)
+	alert http any any -> any any (msg:"only"; http.uri; content:"setup.php"; fast_pattern:only; sid:4;)
+	alert http any any -> any any (msg:"overlap-a"; http.uri; content:"/adm"; sid:5;)
+	alert http any any -> any any (msg:"overlap-b"; http.uri; content:"dmin/x"; sid:6;)
+	alert http any any -> any any (msg:"shared-1"; http.uri; content:"/cgi-bin/"; content:"one"; sid:7;)
+	alert http any any -> any any (msg:"shared-2"; http.uri; content:"/cgi-bin/"; content:"two"; sid:8;)
+	alert http any any -> any any (msg:"shared-3"; http.uri; content:"/cgi-bin/"; sid:9;)
+	alert http any any -> any any (msg:"shared-nocase"; http.uri; content:"/CGI-BIN/"; nocase; sid:10;)
+	alert http any any -> any any (msg:"negated"; http.uri; content:"/cgi-bin/"; content:!"two"; sid:11;)
+	`))
+		if s.pf.compile(); !scansAsConfigured(s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer]) {
+			t.Fatal("the URI bucket has no automaton or no Hyperscan database")
 		}
-	}
+		cases := []struct {
+			uri  string
+			want []int
+		}{
+			{"/admin/x", []int{1, 5, 6}},
+			{"/AdMiN", []int{1}},
+			{"/login", nil},
+			{"/Login", []int{2}},
+			{"/wp-content/plugins/evil.php", []int{3}},
+			{"/x/content/plugins/evil", nil},      // the chop hits, the content does not
+			{"/wp-content/plugins/good.php", nil}, // the chop hits, the second content does not
+			{"/setup.php", []int{4}},
+			{"/cgi-bin/one", []int{7, 9, 10, 11}},
+			{"/cgi-bin/two", []int{8, 9, 10}},
+			{"/CGI-BIN/one", []int{10}},
+			{"/cgi-bin//cgi-bin/one", []int{7, 9, 10, 11}},
+			{"/filler-7/", []int{900007}},
+			{"/nothing", nil},
+		}
+		out := make([]*Rule, 0, 16)
+		for _, c := range cases {
+			out = s.Match(bufIn(BufHTTPURI, c.uri, 6, "http"), out)
+			if got := sids(out); !slices.Equal(got, c.want) {
+				t.Errorf("%s: matched %v, want %v", c.uri, got, c.want)
+			}
+		}
+	})
 }
 
 // TestMatchOrder: rules come out in load order within a bucket, whatever
@@ -399,8 +459,9 @@ func TestLanesAgainstOneLane(t *testing.T) {
 	for i, p := range pats {
 		fmt.Fprintf(&text, "alert tcp any any -> any any (msg:\"p%d\"; content:\"%s\"; nocase; sid:%d;)\n", i, p, i+1)
 	}
+	useLiteral = false // the lanes are the automaton's
 	s := load(t, text.String())
-	defer func() { useLanes = true }()
+	defer func() { useLanes, useLiteral = true, true }()
 	out := make([]*Rule, 0, 8)
 	sids := func(in *Input, lanes bool) string {
 		useLanes = lanes

@@ -521,47 +521,49 @@ func TestIndexFold(t *testing.T) {
 // TestPrefilterNoFalseNegative checks a big bucket (automaton on) against
 // a brute-force match of every rule on random, case-mixed buffers.
 func TestPrefilterNoFalseNegative(t *testing.T) {
-	r := rand.New(rand.NewSource(2))
-	alpha := []byte("abAB01-/")
-	word := func(n int) string {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alpha[r.Intn(len(alpha))]
-		}
-		return string(b)
-	}
-	var text strings.Builder
-	for i := 0; i < 200; i++ {
-		mod := ""
-		if i%2 == 0 {
-			mod = " nocase;"
-		}
-		fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
-	}
-	s := load(t, text.String())
-	if s.pf.compile(); s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer].ac == nil {
-		t.Fatal("bucket too small to get an automaton")
-	}
-	hits := 0
-	for n := 0; n < 2000; n++ {
-		in := bufIn(BufHTTPURI, word(r.Intn(64)), 6, "http")
-		got := map[int]bool{}
-		for _, m := range s.Match(in, nil) {
-			got[m.SID] = true
-		}
-		for _, rule := range s.Rules() {
-			want := rule.quick(in) && rule.full(in)
-			if want != got[rule.SID] {
-				t.Fatalf("sid %d on %q: Match says %v, brute force %v", rule.SID, in.Buf[BufHTTPURI], got[rule.SID], want)
+	bothScanners(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(2))
+		alpha := []byte("abAB01-/")
+		word := func(n int) string {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = alpha[r.Intn(len(alpha))]
 			}
-			if want {
-				hits++
+			return string(b)
+		}
+		var text strings.Builder
+		for i := 0; i < 200; i++ {
+			mod := ""
+			if i%2 == 0 {
+				mod = " nocase;"
+			}
+			fmt.Fprintf(&text, "alert http any any -> any any (msg:\"r%d\"; http.uri; content:\"%s\";%s content:\"%s\"; sid:%d;)\n", i, word(1+r.Intn(4)), mod, word(2+r.Intn(3)), i+1)
+		}
+		s := load(t, text.String())
+		if s.pf.compile(); !scansAsConfigured(s.pf.byBuf[BufHTTPURI][vApp+vTCP+vToServer]) {
+			t.Fatal("bucket too small to get an automaton or a Hyperscan database")
+		}
+		hits := 0
+		for n := 0; n < 2000; n++ {
+			in := bufIn(BufHTTPURI, word(r.Intn(64)), 6, "http")
+			got := map[int]bool{}
+			for _, m := range s.Match(in, nil) {
+				got[m.SID] = true
+			}
+			for _, rule := range s.Rules() {
+				want := rule.quick(in) && rule.full(in)
+				if want != got[rule.SID] {
+					t.Fatalf("sid %d on %q: Match says %v, brute force %v", rule.SID, in.Buf[BufHTTPURI], got[rule.SID], want)
+				}
+				if want {
+					hits++
+				}
 			}
 		}
-	}
-	if hits < 100 {
-		t.Fatalf("only %d hits: the test does not exercise matching", hits)
-	}
+		if hits < 100 {
+			t.Fatalf("only %d hits: the test does not exercise matching", hits)
+		}
+	})
 }
 
 // TestFuzzSeedsCoverKeywords: the parser's fuzz corpus (testdata/fuzz/
