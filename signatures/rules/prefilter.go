@@ -516,8 +516,12 @@ func shortBuffer(b Buffer) bool {
 // back to a slower exact path).
 var literalErrors atomic.Uint64
 
-// literalCompile is (*literal.Group).Compile; tests make it fail.
-var literalCompile = (*literal.Group).Compile
+// literalCompile and literalScan are literal's Compile and Scan; tests
+// make them fail.
+var (
+	literalCompile = (*literal.Group).Compile
+	literalScan    = (*literal.Scanner).Scan
+)
 
 // PrefilterErrors returns how many Hyperscan compiles and scans failed in
 // this process (a bucket then falls back to its automaton, a scan to
@@ -614,7 +618,7 @@ func (b *bucket) litHits(data []byte, sc *scratch) bool {
 	if sc.lit == nil {
 		sc.lit = literal.NewScanner()
 	}
-	ids, err := sc.lit.Scan(b.lit, data)
+	ids, err := literalScan(sc.lit, b.lit, data)
 	if err != nil {
 		literalErrors.Add(1)
 		for ri := range b.rules {
@@ -623,11 +627,16 @@ func (b *bucket) litHits(data []byte, sc *scratch) bool {
 		return true
 	}
 	for _, id := range ids {
-		for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
-			sc.cand[ri>>6] |= 1 << (ri & 63)
-		}
+		b.mark(int32(id), sc)
 	}
 	return len(ids) > 0
+}
+
+// mark marks the rules of pattern id as candidates.
+func (b *bucket) mark(id int32, sc *scratch) {
+	for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
+		sc.cand[ri>>6] |= 1 << (ri & 63)
+	}
 }
 
 // verify checks the candidates marked in sc in load order, appends the
@@ -670,9 +679,7 @@ func (b *bucket) hits(data []byte, i int, s int32, sc *scratch) bool {
 			continue
 		}
 		sc.patGen[id] = gen
-		for _, ri := range b.patRule[b.patAt[id]:b.patAt[id+1]] {
-			sc.cand[ri>>6] |= 1 << (ri & 63)
-		}
+		b.mark(id, sc)
 		any = true
 	}
 	return any

@@ -137,6 +137,34 @@ alert http any any -> any any (msg:"d"; http.uri; content:"/wp-"; sid:4;)
 	}
 }
 
+// TestLiteralScanFailureVerifiesAll: when a Hyperscan scan fails (no
+// scratch memory), every rule of the bucket is verified: the matches are
+// exactly the ones a working scan gives, and the failure is counted.
+func TestLiteralScanFailureVerifiesAll(t *testing.T) {
+	s := load(t, `alert http any any -> any any (msg:"a"; http.uri; content:"/admin"; sid:1;)
+alert http any any -> any any (msg:"b"; http.uri; content:"/login"; nocase; sid:2;)
+alert http any any -> any any (msg:"c"; http.uri; content:"/cgi-bin/"; sid:3;)
+alert http any any -> any any (msg:"d"; http.uri; content:"/wp-"; sid:4;)
+`)
+	uri := "/LOGIN/cgi-bin/x?next=/padding-to-pass-litMin"
+	want := s.Match(bufIn(BufHTTPURI, uri, 6, "http"), nil)
+	if len(want) != 2 {
+		t.Fatalf("working scan matched %d rules; want 2", len(want))
+	}
+	defer func() { literalScan = (*literal.Scanner).Scan }()
+	literalScan = func(*literal.Scanner, *literal.DB, []byte) ([]uint32, error) {
+		return nil, errors.New("no scratch memory")
+	}
+	before := PrefilterErrors()
+	got := s.Match(bufIn(BufHTTPURI, uri, 6, "http"), nil)
+	if !slices.Equal(got, want) {
+		t.Fatalf("with the scan failing matched %v; want %v", got, want)
+	}
+	if PrefilterErrors() == before {
+		t.Fatal("the failed scan was not counted")
+	}
+}
+
 // TestAutomatonAgainstNaive: random patterns (overlapping, prefixes of
 // each other, duplicates with different case rules) over a small mixed-case
 // alphabet, against brute force.
