@@ -567,3 +567,66 @@ func TestGroupPortIndex(t *testing.T) {
 		t.Fatalf("only %d matches: the test does not exercise the index", hits)
 	}
 }
+
+// TestRunPatternsAgainstBruteForce: fast patterns made of runs of one byte
+// ("|00 00 00|", "x|00 00|", a lone "a" with nocase), which the Hyperscan
+// database holds cut or not at all (trimRun), over inputs from the same
+// small alphabet, some of them at an offset or depth: Match agrees with
+// checking every rule, both ways.
+func TestRunPatternsAgainstBruteForce(t *testing.T) {
+	bothScanners(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(7))
+		alpha := []byte{0, 0, 0, 1, 'a', 'A', 0xff}
+		word := func(n int) []byte {
+			w := make([]byte, n)
+			for i := range w {
+				w[i] = alpha[r.Intn(len(alpha))]
+			}
+			return w
+		}
+		for round := 0; round < 20; round++ {
+			var sb strings.Builder
+			for i := 0; i < 40; i++ {
+				nocase := ""
+				if r.Intn(3) == 0 {
+					nocase = " nocase;"
+				}
+				pat := word(1 + r.Intn(6))
+				where := ""
+				if r.Intn(3) == 0 {
+					where += fmt.Sprintf(" offset:%d;", r.Intn(5))
+				}
+				if r.Intn(2) == 0 {
+					where += fmt.Sprintf(" depth:%d;", len(pat)+r.Intn(4))
+				}
+				fmt.Fprintf(&sb, "alert tcp any any -> any any (msg:\"r%d\"; content:\"|%x|\";%s%s sid:%d;)\n", i, pat, nocase, where, i+1)
+			}
+			s := load(t, sb.String())
+			s.pf.compile()
+			b := s.pf.byBuf[BufPayload][vTCP+vToServer]
+			if !scansAsConfigured(b) {
+				t.Fatal("the payload bucket does not scan as configured")
+			}
+			if useLiteral {
+				for _, rs := range b.runs {
+					if p := rs.pat.pat; bytes.Count(p, p[:1]) != len(p) {
+						t.Fatalf("pattern %q is kept out of the database but is no run", rs.pat.pat)
+					}
+				}
+			}
+			for i := 0; i < 50; i++ {
+				in := bufIn(BufPayload, string(word(r.Intn(80))), 6, "")
+				got := map[int]bool{}
+				for _, m := range s.Match(in, nil) {
+					got[m.SID] = true
+				}
+				for _, rl := range s.Rules() {
+					if want := rl.quick(in) && rl.full(in); want != got[rl.SID] {
+						t.Fatalf("round %d, input %q: sid %d (content %q): Match says %v, checking every rule says %v",
+							round, in.Buf[BufPayload], rl.SID, rl.pre.pat, got[rl.SID], want)
+					}
+				}
+			}
+		}
+	})
+}
