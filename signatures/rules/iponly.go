@@ -51,12 +51,25 @@ func (x *ipOnly) take(id int32, r *Rule) bool {
 	default:
 		return false
 	}
+	if src && r.src.span() > ipOnlyWide || !src && r.dst.span() > ipOnlyWide {
+		// A network-wide side ($HOME_NET, $EXTERNAL_NET) would put the
+		// rule on most packets; its short port list (ET's "inbound to
+		// port 1521" scans) keys it better in its group.
+		if fewPorts(&r.dp) != nil || fewPorts(&r.sp) != nil {
+			return false
+		}
+	}
 	if src && len(r.src.pos6) > 0 || !src && len(r.dst.pos6) > 0 {
 		x.v6 = append(x.v6, int32(len(x.rules)))
 	}
 	x.rules, x.ids, x.bySrc = append(x.rules, r), append(x.ids, id), append(x.bySrc, src)
 	return true
 }
+
+// ipOnlyWide is the most addresses a keyed side may span when the rule
+// also has a short port list: a reputation list spans hundreds, $HOME_NET
+// (the private ranges) millions.
+const ipOnlyWide = 1 << 16
 
 // span is about how many addresses an indexed list covers (an IPv6
 // prefix counts as 2^min(host bits, 48), so fc00::/7 outweighs any IPv4

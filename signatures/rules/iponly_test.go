@@ -3,6 +3,8 @@ package rules
 import (
 	"math/rand"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -99,4 +101,40 @@ func slicesIndex(rs []*Rule, r *Rule) int {
 		}
 	}
 	return -1
+}
+
+// TestIPOnlyLeavesPortRules: a header rule whose address side is the
+// whole office or the whole internet but whose port list is short (ET's
+// "inbound to port 1521" scans) is keyed by its port in its group, not by
+// address (where it would be checked on every packet to the office); a
+// reputation list stays keyed by address, ports or not.
+func TestIPOnlyLeavesPortRules(t *testing.T) {
+	s, errs := Parse(strings.NewReader(`alert tcp $EXTERNAL_NET any -> $HOME_NET 1521 (msg:"scan"; flags:S; sid:1;)
+alert ip $HOME_NET any -> [203.0.113.7,198.51.100.0/24] any (msg:"reputation"; sid:2;)
+alert tcp $HOME_NET any -> [203.0.113.9] 443 (msg:"reputation, one port"; sid:3;)
+alert tcp $EXTERNAL_NET any <> $HOME_NET 179 (msg:"bgp"; flags:R; sid:4;)
+`), "t.rules", DefaultVars())
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	s.pf.compile()
+	var keyed []int
+	for _, r := range s.pf.ip.rules {
+		keyed = append(keyed, r.SID)
+	}
+	if !slices.Equal(keyed, []int{2, 3}) {
+		t.Fatalf("keyed by address: sids %v; want [2 3]", keyed)
+	}
+	g := s.pf.groups[0]
+	if len(g.byDst[1521]) != 1 || g.rules[g.byDst[1521][0]].SID != 1 {
+		t.Fatalf("port 1521 indexes %v; want sid 1", g.byDst[1521])
+	}
+	if len(g.anyPort) != 0 {
+		t.Fatalf("%d rules are checked on every packet; want none (sid 4 is indexed by port 179 both ways)", len(g.anyPort))
+	}
+	in := bufIn(BufPayload, "", 6, "")
+	in.Src, in.Dst, in.SrcPort, in.DstPort, in.TCPFlags = netip.MustParseAddr("192.168.1.5"), netip.MustParseAddr("203.0.113.50"), 179, 40000, 0x04
+	if got := s.Match(in, nil); len(got) != 1 || got[0].SID != 4 {
+		t.Fatalf("a reset from port 179 matched %v; want sid 4", got)
+	}
 }

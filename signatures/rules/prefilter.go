@@ -82,9 +82,9 @@ type runScan struct {
 //
 // Most of them are header rules for one service (ET's SYN scans of port
 // 22, 1433, 3389, 5900-5920, ...): a rule whose destination (else source)
-// port list is short is indexed under each of its ports, so a packet
-// walks only the rules of its own two ports plus the ones that take any
-// port, still in load order.
+// port list is short is indexed under each of its ports (a bidirectional
+// "any <> ports" rule on both sides), so a packet walks only the rules of
+// its own two ports plus the ones that take any port, still in load order.
 type ruleGroup struct {
 	ipProto uint8
 	app     string
@@ -146,6 +146,13 @@ func (g *ruleGroup) index() {
 				put(&g.srcBits, &g.bySrc, ports, int32(i))
 				continue
 			}
+		} else if r.sp.any {
+			// "any <> 179": port 179 on either side.
+			if ports := fewPorts(&r.dp); ports != nil {
+				put(&g.dstBits, &g.byDst, ports, int32(i))
+				put(&g.srcBits, &g.bySrc, ports, int32(i))
+				continue
+			}
 		}
 		g.anyPort = append(g.anyPort, int32(i))
 	}
@@ -180,6 +187,9 @@ func (g *ruleGroup) walk(in *Input, fn func(i int32)) {
 		case 2:
 			d = d[1:]
 		case 3:
+			s = s[1:]
+		}
+		if len(s) > 0 && s[0] == i { // a bidirectional rule indexed on both sides
 			s = s[1:]
 		}
 		fn(i)
