@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/openutm/utm/dataplane/packet"
+	"github.com/openutm/utm/signatures/pcre"
 	"github.com/openutm/utm/signatures/rules"
 )
 
@@ -106,6 +107,8 @@ func (e *Engine) Counters() map[string]uint64 {
 		"incidents":           s.Incidents.Load(),
 		"file_memory_bytes":   uint64(max(e.fileMem.Load(), 0)), // gauge: file buffers in use and idle, box-wide when shared
 		"prefilter_errors":    rules.PrefilterErrors(),          // process-wide
+		"pcre_limit_hits":     pcre.LimitHits(),                 // process-wide: a pcre gave up at its match limit (counted as no match)
+		"pcre_errors":         pcre.MatchErrors(),               // process-wide
 		"archive_members":     s.ArchiveMembers.Load(),
 		"archive_bombs":       s.ArchiveBombs.Load(),
 		"archive_encrypted":   s.ArchiveEncrypted.Load(),

@@ -188,6 +188,7 @@ type Pool struct {
 	workers   []*Worker
 	release   chan struct{}
 	closeOnce sync.Once
+	engOnce   sync.Once
 	mu        sync.Mutex
 	opened    bool
 	failed    atomic.Bool // a worker failed: never wait for the readers
@@ -424,12 +425,28 @@ func (p *Pool) closeQueues() {
 	}
 }
 
-// Close closes the queues and releases a worker held by the test hook.
-// After a Failure it does not wait for the queue readers (a hung one never
-// returns). Safe to call more than once and from any goroutine.
+// Close closes the queues, releases a worker held by the test hook and,
+// unless a worker failed, closes the engines of the opened queues (their
+// flows end, open files are reported). After a Failure it does not wait for the queue readers (a
+// hung one never returns). Safe to call more than once and from any
+// goroutine.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() { close(p.release) })
 	p.closeQueues()
+	if !p.failed.Load() {
+		// The readers are gone (closeQueues waited for them): end the
+		// engines' flows and their hashing goroutines. After a Failure a
+		// hung worker may still be inside its engine; the process exits.
+		// A worker never opened is driven by its caller (replay), who
+		// closes it.
+		p.engOnce.Do(func() {
+			for _, w := range p.workers {
+				if w.q != nil {
+					w.eng.Close()
+				}
+			}
+		})
+	}
 }
 
 // SetBundle swaps the signatures of every worker; packets in flight finish
@@ -466,7 +483,7 @@ func (p *Pool) Counters() map[string]uint64 {
 }
 
 // boxWide are engine counters the workers share (one value for the box).
-var boxWide = map[string]bool{"file_memory_bytes": true, "prefilter_errors": true}
+var boxWide = map[string]bool{"file_memory_bytes": true, "prefilter_errors": true, "pcre_limit_hits": true, "pcre_errors": true}
 
 // Queues returns the queue numbers, sorted.
 func (p *Pool) Queues() []uint16 {

@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/dataplane/nfq"
 	"github.com/openutm/utm/signatures/bundle"
+	"github.com/openutm/utm/signatures/pcre"
 	"github.com/openutm/utm/telemetry/alert"
 )
 
@@ -181,12 +185,22 @@ func TestWriteMetricsFormat(t *testing.T) {
 	for _, pk := range pkts {
 		p.Workers()[1].Process(pk.TS, pk.Data)
 	}
+	// A pcre that gives up at its match limit (catastrophic backtracking).
+	re, err := pcre.Compile(`^(a+)+$`, pcre.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := re.Find([]byte(strings.Repeat("a", 40)+"!"), 0); ms != -1 || pcre.LimitHits() == 0 {
+		t.Fatal("the pathological pcre did not hit its limit")
+	}
 	var buf bytes.Buffer
 	if err := p.WriteMetrics(&buf, map[string]uint64{BoxUninspected: 7, BoxFailOpenAlerts: 1}); err != nil {
 		t.Fatal(err)
 	}
 	body := buf.String()
 	for _, want := range []string{
+		fmt.Sprintf(`utm_matcher_errors_total{reason="pcre_limit"} %d`, pcre.LimitHits()),
+		`utm_matcher_errors_total{reason="prefilter"} 0`,
 		`utm_packets_total{queue="0"} 0`,
 		`utm_packets_total{queue="5"} 2`,
 		`utm_dropped_packets_total{queue="5",reason="malformed"} 1`,
@@ -343,5 +357,47 @@ func BenchmarkEngineProcess(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		pk := pkts[i%len(pkts)]
 		e.Process(pk.TS, pk.Data)
+	}
+}
+
+// TestCloseStopsEngines: Close ends the engines of the opened queues,
+// whose files are hashed on a goroutine of their own: nothing of a closed
+// pool keeps running.
+func TestCloseStopsEngines(t *testing.T) {
+	hashers := func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "engine.hashLoop(")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("opens NFQUEUE queues: needs root")
+	}
+	before := hashers()
+	p, err := New(Config{Queues: []uint16{4101, 4102}, Bundle: defaultBundle(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Open(); err != nil {
+		t.Fatal(err)
+	}
+	tr := testpcap.NewTrace(time.Unix(1700000000, 0))
+	body := bytes.Repeat([]byte("0123456789abcdef"), 8192)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /f.bin HTTP/1.1\r\nHost: lab.test\r\n\r\n"), 0)
+	c.Server([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))), 0)
+	c.Server(body, 1448) // the file is hashed on the engine's helper goroutine
+	for _, pk := range tr.Sorted() {
+		p.Workers()[0].Process(pk.TS, pk.Data)
+	}
+	if hashers() <= before {
+		t.Fatal("the download started no hashing goroutine: the test checks nothing")
+	}
+	p.Close()
+	p.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for hashers() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d hashing goroutines after Close, %d before New", hashers(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -44,6 +44,8 @@ const (
 //	utm_flows_total{queue}
 //	utm_worker_busy_seconds{queue}           time on the current packet (gauge)
 //	utm_fail_open_alerts_total, utm_worker_failures_total
+//	utm_matcher_errors_total{reason}         prefilter, pcre_limit, pcre_error
+//	                                         (process-wide)
 //
 // box holds the daemon's own counters (BoxUninspected, BoxFailOpenAlerts,
 // BoxWorkerFailures); missing ones are written as 0.
@@ -87,6 +89,14 @@ func (p *Pool) WriteMetrics(w io.Writer, box map[string]uint64) error {
 			samples: []sample{{v: float64(box[BoxFailOpenAlerts])}}},
 		&metric{name: "utm_worker_failures_total", typ: "counter", help: "Workers found hung or stopped (sid 2230004).",
 			samples: []sample{{v: float64(box[BoxWorkerFailures])}}})
+	if len(p.workers) > 0 { // process-wide counters: any worker's
+		c := p.workers[0].eng.Counters()
+		ms = append(ms, &metric{name: "utm_matcher_errors_total", typ: "counter",
+			help: "Rule matching that fell back or gave up, by reason: prefilter (a Hyperscan compile or scan failed: slower, nothing missed), pcre_limit (a pcre hit its match limit and counted as no match), pcre_error.",
+			samples: []sample{{reason: "prefilter", v: float64(c["prefilter_errors"])},
+				{reason: "pcre_limit", v: float64(c["pcre_limit_hits"])},
+				{reason: "pcre_error", v: float64(c["pcre_errors"])}}})
+	}
 
 	bw := bufio.NewWriter(w)
 	for _, m := range ms {
