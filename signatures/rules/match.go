@@ -59,7 +59,7 @@ func (r *Rule) full(in *Input) bool {
 		if data == nil {
 			return false
 		}
-		m.data, m.budget = data, backtrackBudget
+		m.data, m.budget, m.failed, m.failedRel = data, backtrackBudget, false, false
 		if !m.run(l.elems, 0) {
 			return false
 		}

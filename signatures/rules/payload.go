@@ -417,8 +417,12 @@ func (e *elem) setsOffset() bool {
 type inspector struct {
 	data   []byte
 	budget int
-	vars   [maxVars]uint64 // byte_extract values, shared by the rule's lists
-	rx     *pcre.Matcher   // the Input's PCRE2 match state (nil: pooled)
+	// failed: a content failed whatever the earlier elements matched;
+	// failedRel: whatever later occurrences of the earlier contents are
+	// tried (see content). Trying them is pointless.
+	failed, failedRel bool
+	vars              [maxVars]uint64 // byte_extract values, shared by the rule's lists
+	rx                *pcre.Matcher   // the Input's PCRE2 match state (nil: pooled)
 }
 
 // val returns the constant n or variable vr-1, clamped to a sane offset.
@@ -514,7 +518,11 @@ func (m *inspector) run(es []elem, prev int) bool {
 		if j > len(data) {
 			return false
 		}
-		return m.run(es[1:], j)
+		if m.run(es[1:], j) {
+			return true
+		}
+		m.failedRel = false // an earlier element's later match may jump shorter
+		return false
 	case eByteExtract:
 		b := e.bop
 		pos := m.val(b.offset, b.offVar)
@@ -568,22 +576,45 @@ func (m *inspector) content(e *elem, es []elem, prev int) bool {
 		}
 		return m.run(es[1:], prev)
 	}
-	for start+len(c.pat) <= end {
-		i := find(data, c.pat, c.nocase, start, end)
+	// When a content is not found, retrying the earlier elements at their
+	// later occurrences cannot help if it does not depend on them (not
+	// relative: Suricata stops there too), nor, if it only moves later
+	// with them (relative without within: a later start searches a suffix
+	// of the window), as long as every element in between moves later too
+	// (contents and byte_extract; a pcre's or byte_jump's end does not, so
+	// they clear failedRel and retry). Neither with a byte_extract
+	// variable in its window.
+	abs := useFailed && !c.relative && c.offVar == 0 && c.depthVar == 0
+	rel := useFailed && c.relative && c.distVar == 0 && c.within == 0 && c.withinVar == 0
+	for first := true; ; first = false {
+		i := -1
+		if start+len(c.pat) <= end {
+			i = find(data, c.pat, c.nocase, start, end)
+		}
 		if i < 0 {
+			// Only the first search counts: once this content's own
+			// later occurrences are used up, what failed after them may
+			// depend on the earlier elements (a byte_extract value).
+			if first {
+				m.failed = m.failed || abs
+				m.failedRel = m.failedRel || rel
+			}
 			return false
 		}
 		if m.run(es[1:], i+len(c.pat)) {
 			return true
 		}
 		m.budget--
-		if !e.relNext || m.budget <= 0 {
+		if !e.relNext || m.budget <= 0 || m.failed || m.failedRel {
 			return false
 		}
 		start = i + 1
 	}
-	return false
 }
+
+// useFailed is false only in tests comparing with retries that never stop
+// early.
+var useFailed = true
 
 // pcre matches a pcre element. A relative pcre's subject starts at prev
 // (so ^ anchors there, as in Suricata); a later match is tried when the
@@ -615,8 +646,9 @@ func (m *inspector) pcre(e *elem, es []elem, prev int) bool {
 		if m.run(es[1:], base+me) {
 			return true
 		}
+		m.failedRel = false // a later match may end earlier
 		m.budget--
-		if !e.relNext || m.budget <= 0 {
+		if !e.relNext || m.budget <= 0 || m.failed {
 			return false
 		}
 		from = ms + 1

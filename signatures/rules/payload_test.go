@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"bytes"
+	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -312,5 +315,92 @@ alert tcp any any -> any any (msg:"t"; http.uri; content:"/a"; bsize:<20; pcre:"
 	out = make([]*Rule, 0, 4)
 	if n := testing.AllocsPerRun(100, func() { out = s.Match(in, out) }); n != 0 {
 		t.Errorf("Match allocates %v times; want 0", n)
+	}
+}
+
+// TestRetriesStopEarlyOnlyWhenHopeless: a content that is not found stops
+// the retries of the earlier elements only when no retry could find it;
+// one after a pcre whose later match ends earlier must still be found
+// there. And over every ET Open rule and the traffic mix (TLS
+// certificates, HTTP, DNS) plus random buffers rich in the bytes ET's
+// binary rules look for, stopping early never changes a result.
+func TestRetriesStopEarlyOnlyWhenHopeless(t *testing.T) {
+	s := load(t, `alert tcp any any -> any any (msg:"pcre then content"; content:"X"; pcre:"/^Y[^!]*Z|^W/R"; content:"Q"; distance:0; sid:1;)
+alert tcp any any -> any any (msg:"byte_jump then content"; content:"X"; byte_jump:1,0,relative; content:"Q"; distance:0; sid:2;)
+alert tcp any any -> any any (msg:"content within"; content:"X"; content:"Q"; distance:0; within:2; sid:3;)
+`)
+	for _, tc := range []struct {
+		data string
+		sids []int
+	}{
+		{"XYXWQZ", []int{1, 3}},                   // after the first X, Y..Z ends past Q; after the second, W ends before it
+		{"XYXWZ", nil},                            // no Q at all
+		{"XabXQ", []int{3}},                       // not within 2 of the first X, within 2 of the second
+		{"X\x0fX\x00Q.............", []int{2, 3}}, // the first X's jump lands past Q, the second X's on it
+	} {
+		for _, on := range []bool{true, false} {
+			useFailed = on
+			got := sids(s.Match(bufIn(BufPayload, tc.data, 6, ""), nil))
+			useFailed = true
+			if !slices.Equal(got, tc.sids) {
+				t.Errorf("%q (early stop %v): sids %v; want %v", tc.data, on, got, tc.sids)
+			}
+		}
+	}
+
+	et := etOpen(t)
+	inputs := trafficMix()
+	r := rand.New(rand.NewSource(11))
+	alpha := []byte{0, 0, 1, 2, 3, 0x0b, 0x16, 0x30, 0x55, 0x04, 0x06, 'a', '/', ' ', '\r', '\n'}
+	for i := 0; i < 300; i++ {
+		b := make([]byte, 20+r.Intn(1500))
+		for j := range b {
+			b[j] = alpha[r.Intn(len(alpha))]
+		}
+		for _, proto := range []uint8{6, 17} {
+			in := bufIn(BufPayload, string(b), proto, "")
+			in.SrcPort, in.DstPort = uint16(r.Intn(2000)), uint16(r.Intn(2000))
+			inputs = append(inputs, in)
+		}
+	}
+	checked := 0
+	for _, in := range inputs {
+		for _, rl := range et.Rules() {
+			if !rl.quick(in) {
+				continue
+			}
+			useFailed = true
+			a := rl.full(in)
+			useFailed = false
+			b := rl.full(in)
+			useFailed = true
+			if a != b {
+				t.Fatalf("sid %d on %q: %v with the early stop, %v without", rl.SID, in.Buf[BufPayload], a, b)
+			}
+			checked++
+		}
+	}
+	t.Logf("%d inputs, %d rule checks agree", len(inputs), checked)
+}
+
+// BenchmarkRetriesHostile: ET's Dridex certificate rule (a chain of
+// relative contents and pcres after "|16|") over a segment crafted to
+// make it retry: its first contents at every few bytes, its fast pattern
+// once, a later content nowhere. Read Early as a ratio to Exhaustive (the
+// same retries without stopping when a relative content is not found).
+func BenchmarkRetriesHostileEarly(b *testing.B)      { benchRetries(b, true) }
+func BenchmarkRetriesHostileExhaustive(b *testing.B) { benchRetries(b, false) }
+
+func benchRetries(b *testing.B, early bool) {
+	s := load(b, `alert tcp any any -> any any (msg:"Dridex certificate (ET sid 2023476's contents)"; flow:established,from_server; content:"|16|"; content:"|0b|"; within:8; byte_test:3,<,1200,0,relative; content:"|03 02 01 02 02 09 00|"; fast_pattern; content:"|30 09 06 03 55 04 06 13 02|"; distance:0; pcre:"/^[A-Z]{2}/R"; content:"|55 04 07|"; distance:0; sid:1;)`)
+	data := append(bytes.Repeat([]byte("\x16\x00\x0b\x00\x01\x00"), 230), "\x03\x02\x01\x02\x02\x09\x00"...)
+	in := bufIn(BufPayload, string(data), 6, "")
+	in.ToServer, in.Established = false, true
+	defer func() { useFailed = true }()
+	useFailed = early
+	for i := 0; i < b.N; i++ {
+		if len(s.Match(in, nil)) != 0 {
+			b.Fatal("matched")
+		}
 	}
 }
