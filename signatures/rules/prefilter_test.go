@@ -165,19 +165,23 @@ alert http any any -> any any (msg:"d"; http.uri; content:"/wp-"; sid:4;)
 	}
 }
 
+// wordsOf returns a generator of random words of n bytes from alpha.
+func wordsOf(r *rand.Rand, alpha []byte) func(n int) []byte {
+	return func(n int) []byte {
+		w := make([]byte, n)
+		for i := range w {
+			w[i] = alpha[r.Intn(len(alpha))]
+		}
+		return w
+	}
+}
+
 // TestAutomatonAgainstNaive: random patterns (overlapping, prefixes of
 // each other, duplicates with different case rules) over a small mixed-case
 // alphabet, against brute force.
 func TestAutomatonAgainstNaive(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
-	alpha := []byte("aAbBc\x00\xff")
-	word := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alpha[r.Intn(len(alpha))]
-		}
-		return b
-	}
+	word := wordsOf(r, []byte("aAbBc\x00\xff"))
 	for n := 0; n < 3000; n++ {
 		pats := make([]acPattern, 1+r.Intn(12))
 		for i := range pats {
@@ -576,14 +580,7 @@ func TestGroupPortIndex(t *testing.T) {
 func TestRunPatternsAgainstBruteForce(t *testing.T) {
 	bothScanners(t, func(t *testing.T) {
 		r := rand.New(rand.NewSource(7))
-		alpha := []byte{0, 0, 0, 1, 'a', 'A', 0xff}
-		word := func(n int) []byte {
-			w := make([]byte, n)
-			for i := range w {
-				w[i] = alpha[r.Intn(len(alpha))]
-			}
-			return w
-		}
+		word := wordsOf(r, []byte{0, 0, 0, 1, 'a', 'A', 0xff})
 		for round := 0; round < 20; round++ {
 			var sb strings.Builder
 			for i := 0; i < 40; i++ {
