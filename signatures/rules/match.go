@@ -49,7 +49,7 @@ func (r *Rule) full(in *Input) bool {
 	}
 	// Each buffer's elements form one list (payload.go); every list must
 	// match. byte_extract variables live in m, on the stack.
-	var m inspector
+	m := inspector{noVars: r.nvars == 0}
 	if r.hasPcre {
 		m.rx = in.matcher()
 	}

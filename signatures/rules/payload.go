@@ -421,6 +421,7 @@ type inspector struct {
 	// failedRel: whatever later occurrences of the earlier contents are
 	// tried (see content). Trying them is pointless.
 	failed, failedRel bool
+	noVars            bool            // the rule has no byte_extract: what follows an element depends on its end alone
 	vars              [maxVars]uint64 // byte_extract values, shared by the rule's lists
 	rx                *pcre.Matcher   // the Input's PCRE2 match state (nil: pooled)
 }
@@ -578,14 +579,16 @@ func (m *inspector) content(e *elem, es []elem, prev int) bool {
 	}
 	// When a content is not found, retrying the earlier elements at their
 	// later occurrences cannot help if it does not depend on them (not
-	// relative: Suricata stops there too), nor, if it only moves later
-	// with them (relative without within: a later start searches a suffix
-	// of the window), as long as every element in between moves later too
-	// (contents and byte_extract; a pcre's or byte_jump's end does not, so
-	// they clear failedRel and retry). Neither with a byte_extract
-	// variable in its window.
+	// relative, no variable in its window: Suricata stops there too). Nor
+	// if it is relative without within and the rule has no byte_extract:
+	// a later start only searches a suffix of its window, and the earlier
+	// contents already tried, in order, every occurrence that could give
+	// it an earlier start, with the same outcome (what follows an element
+	// depends on its end alone; with variables it also depends on where
+	// an earlier byte_extract read). A pcre's or byte_jump's later match
+	// may end earlier: they clear failedRel and retry.
 	abs := useFailed && !c.relative && c.offVar == 0 && c.depthVar == 0
-	rel := useFailed && c.relative && c.distVar == 0 && c.within == 0 && c.withinVar == 0
+	rel := useFailed && m.noVars && c.relative && c.within == 0
 	for first := true; ; first = false {
 		i := -1
 		if start+len(c.pat) <= end {

@@ -319,15 +319,17 @@ alert tcp any any -> any any (msg:"t"; http.uri; content:"/a"; bsize:<20; pcre:"
 }
 
 // TestRetriesStopEarlyOnlyWhenHopeless: a content that is not found stops
-// the retries of the earlier elements only when no retry could find it;
-// one after a pcre whose later match ends earlier must still be found
-// there. And over every ET Open rule and the traffic mix (TLS
+// the retries of the earlier elements only when no retry could find it:
+// it must still be found after a pcre's or byte_jump's later match that
+// ends earlier, within a later occurrence's window, or after a content
+// retried under another byte_extract value. And over every ET Open rule and the traffic mix (TLS
 // certificates, HTTP, DNS) plus random buffers rich in the bytes ET's
 // binary rules look for, stopping early never changes a result.
 func TestRetriesStopEarlyOnlyWhenHopeless(t *testing.T) {
 	s := load(t, `alert tcp any any -> any any (msg:"pcre then content"; content:"X"; pcre:"/^Y[^!]*Z|^W/R"; content:"Q"; distance:0; sid:1;)
 alert tcp any any -> any any (msg:"byte_jump then content"; content:"X"; byte_jump:1,0,relative; content:"Q"; distance:0; sid:2;)
 alert tcp any any -> any any (msg:"content within"; content:"X"; content:"Q"; distance:0; within:2; sid:3;)
+alert tcp any any -> any any (msg:"byte_extract before"; content:"K"; byte_extract:1,0,v,relative; content:"B"; distance:0; content:"C"; distance:0; byte_test:1,=,v,0,relative; sid:4;)
 `)
 	for _, tc := range []struct {
 		data string
@@ -336,6 +338,7 @@ alert tcp any any -> any any (msg:"content within"; content:"X"; content:"Q"; di
 		{"XYXWQZ", []int{1, 3}},                   // after the first X, Y..Z ends past Q; after the second, W ends before it
 		{"XYXWZ", nil},                            // no Q at all
 		{"XabXQ", []int{3}},                       // not within 2 of the first X, within 2 of the second
+		{"KxKyBCyB", []int{4}},                    // the second K extracts the y that follows C; after the first K the second B finds no C
 		{"X\x0fX\x00Q.............", []int{2, 3}}, // the first X's jump lands past Q, the second X's on it
 	} {
 		for _, on := range []bool{true, false} {
