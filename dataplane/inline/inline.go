@@ -427,9 +427,9 @@ func (p *Pool) closeQueues() {
 
 // Close closes the queues, releases a worker held by the test hook and,
 // unless a worker failed, closes the engines of the opened queues (their
-// flows end, open files are reported). After a Failure it does not wait for the queue readers (a
-// hung one never returns). Safe to call more than once and from any
-// goroutine.
+// flows end, open files are reported). After a Failure it does not wait
+// for the queue readers (a hung one never returns). Safe to call more
+// than once and from any goroutine.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() { close(p.release) })
 	p.closeQueues()
