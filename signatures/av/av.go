@@ -24,13 +24,20 @@
 // need, and only for sizes a list names (ClamAV lists give sizes: a file
 // of another size costs no hashing), or takes them from ScanMeta.Sums when
 // the caller hashed the file already (HashKinds says which kinds are worth
-// passing), then runs libyara over the buffer.
+// passing), then runs libyara over the buffer, unless the literal gate
+// (gate.go) shows that no rule can match: when every reporting rule needs
+// one of its strings and every such string contains a literal, a
+// Hyperscan scan for those literals runs first and a file without any of
+// them is clean (Stats.Gated) without libyara: 35 us a MiB instead of
+// 1.2 ms with the default rules (BenchmarkScan1MBGate). Scanner.Gate says
+// whether the gate is on, or which rule keeps it off (the ReversingLabs
+// set's certificate rules do).
 // On the clean path the scan allocates only inside go-yara: 3-4 small
 // objects per scan for its callback registration (a handle, its
 // container, a callback context; see TestScanAllocs) and 2 more per YARA
 // module the rules import (8 in all with ReversingLabs' pe and elf);
-// nothing grows with the file. A detection allocates the Result's rule
-// name and meta.
+// nothing grows with the file; a gated scan allocates nothing. A
+// detection allocates the Result's rule name and meta.
 // It runs once per extracted file, never per packet.
 //
 // # Limits and the unscannable policy
@@ -215,11 +222,12 @@ func (e LoadError) Error() string {
 // Stats counts scans since New.
 type Stats struct {
 	Scans     uint64 // ScanWith calls that ran (not after Close)
-	Bytes     uint64 // bytes YARA scanned
+	Bytes     uint64 // bytes scanned (by libyara or the gate)
 	Malicious uint64
 	Partial   uint64 // clean in the scanned prefix of a bigger file
 	Unscanned uint64 // timeouts, too deep, libyara errors
 	Timeouts  uint64 // of which timeouts
+	Gated     uint64 // clean without libyara: no literal of the gate occurs
 }
 
 // Scanner scans buffers.
@@ -235,14 +243,18 @@ type Scanner struct {
 	extern  bool // some rule references an external variable
 
 	hashes hashSet
+	gate   *gate // nil: libyara scans every file
 
 	stats struct {
-		scans, bytes, malicious, partial, unscanned, timeouts atomic.Uint64
+		scans, bytes, malicious, partial, unscanned, timeouts, gated atomic.Uint64
 	}
 
 	RuleCount  int // YARA rules loaded, the built-in one included
 	HashCount  int // listed digests, the built-in ones excluded
 	LoadErrors []LoadError
+	// Gate says whether the literal gate runs in front of libyara: how
+	// many literals of how many rules, or why not (see gate.go).
+	Gate string
 }
 
 // externals are the variables every rule may reference; ScanWith sets them.
@@ -275,6 +287,8 @@ func New(opts Options) (*Scanner, error) {
 	}
 	defer comp.Destroy()
 	loaded := 0
+	plan := newGatePlan()
+	plan.add("built-in EICAR rule", []byte(eicarYara))
 	add := func(ns, file string, src []byte) error {
 		if line, err := check(string(src)); err != nil {
 			s.LoadErrors = append(s.LoadErrors, LoadError{File: file, Line: line, Reason: err.Error()})
@@ -289,6 +303,7 @@ func New(opts Options) (*Scanner, error) {
 		if usesExternals(src) {
 			s.extern = true
 		}
+		plan.add(file, src)
 		loaded++
 		return nil
 	}
@@ -351,6 +366,12 @@ func New(opts Options) (*Scanner, error) {
 	all := s.rules.GetRules()
 	s.RuleCount = len(all)
 	s.LoadErrors = append(s.LoadErrors, disable(all, opts.DisableRules)...)
+	var off string
+	if s.gate, off = plan.build(); s.gate != nil {
+		s.Gate = fmt.Sprintf("on: %d literals of %d rules", s.gate.db.Len(), s.gate.rules)
+	} else {
+		s.Gate = "off: " + off
+	}
 	s.idle = make(chan *pooled, workers)
 	for range workers {
 		s.idle <- nil
@@ -469,5 +490,6 @@ func (s *Scanner) Stats() Stats {
 	return Stats{
 		Scans: s.stats.scans.Load(), Bytes: s.stats.bytes.Load(), Malicious: s.stats.malicious.Load(),
 		Partial: s.stats.partial.Load(), Unscanned: s.stats.unscanned.Load(), Timeouts: s.stats.timeouts.Load(),
+		Gated: s.stats.gated.Load(),
 	}
 }

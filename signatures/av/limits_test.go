@@ -237,12 +237,17 @@ func TestScanAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { h.scan(data, Sums{MD5: &sum}) }); n != 0 {
 		t.Errorf("hash lookup with the caller's MD5: %v allocs per scan, want 0", n)
 	}
-	n := testing.AllocsPerRun(100, func() {
+	scan := func() {
 		if r, err := s.Scan(data); err != nil || r.Malicious {
 			t.Fatal(r, err)
 		}
-	})
-	t.Logf("clean Scan: %v allocs", n)
+	}
+	if n := testing.AllocsPerRun(100, scan); n != 0 || s.Stats().Gated == 0 {
+		t.Errorf("clean Scan through the literal gate: %v allocs (gated %d), want 0", n, s.Stats().Gated)
+	}
+	s.gate = nil // libyara for every scan
+	n := testing.AllocsPerRun(100, scan)
+	t.Logf("clean Scan through libyara: %v allocs", n)
 	// go-yara per scan: the callback container, its runtime/cgo handle
 	// (a sync.Map entry, sometimes one more for the map's growth) and the
 	// scan-finished callback's context.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hillu/go-yara/v4"
+	"github.com/openutm/utm/signatures/literal"
 )
 
 // eicarYara is the built-in EICAR rule (namespace "builtin"): EICAR's own
@@ -30,6 +31,7 @@ const eicarYara = `rule EICAR_Test_File {
 type pooled struct {
 	sc  *yara.Scanner
 	hit *yara.Rule
+	lit *literal.Scanner // the gate's
 }
 
 func (p *pooled) RuleMatching(_ *yara.ScanContext, r *yara.Rule) (bool, error) {
@@ -74,8 +76,23 @@ func (s *Scanner) ScanWith(data []byte, m ScanMeta) (Result, error) {
 			s.stats.unscanned.Add(1)
 			return Result{Verdict: VerdictUnscanned}, fmt.Errorf("av: new libyara scanner: %w", err)
 		}
-		p = &pooled{sc: sc}
+		p = &pooled{sc: sc, lit: literal.NewScanner()}
 		sc.SetTimeout(s.timeout).SetFlags(yara.ScanFlagsFastMode).SetCallback(p)
+	}
+	if s.gate != nil {
+		ids, err := p.lit.Scan(s.gate.db, buf)
+		if err == nil && len(ids) == 0 {
+			s.idle <- p
+			s.stats.bytes.Add(uint64(len(buf)))
+			s.stats.gated.Add(1)
+			r := Result{Verdict: VerdictClean, Scanned: len(buf)}
+			if partial {
+				s.stats.partial.Add(1)
+				r.Verdict = VerdictPartial
+			}
+			return r, nil
+		}
+		// A hit, or a Hyperscan error: libyara decides.
 	}
 	p.hit = nil
 	if s.extern {

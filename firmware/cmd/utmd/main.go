@@ -208,7 +208,11 @@ func loadBundle(log *slog.Logger, f flags, sig config.Signatures) (*bundle.Bundl
 			log.Warn("threat intel line skipped", "where", fmt.Sprintf("%s:%d", p.File, p.Line), "reason", p.Reason)
 		}
 	}
-	log.Info("signatures loaded", "version", b.Version, "rules", b.Rules.Len(), "rules_rejected", len(b.RuleErrors), "intel", b.Intel.Len())
+	for _, le := range b.AVErrors {
+		log.Warn("antivirus rule file or hash line skipped", "where", le.Error())
+	}
+	log.Info("signatures loaded", "version", b.Version, "rules", b.Rules.Len(), "rules_rejected", len(b.RuleErrors), "intel", b.Intel.Len(),
+		"yara_rules", b.AV.RuleCount, "hashes", b.AV.HashCount, "av_skipped", len(b.AVErrors), "av_gate", b.AV.Gate)
 	return b, nil
 }
 
