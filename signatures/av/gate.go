@@ -28,8 +28,7 @@ import (
 // base64 string, or an include turns the gate off for the whole scanner
 // (Scanner.Gate says why) and libyara scans every file as before. The
 // ReversingLabs set runs ungated because of its certificate rules, which
-// read only the pe module; 270 of its other 273 files are gateable, the
-// rest have a hex string without 3 fixed bytes in a row.
+// read only the pe module; each of its other 273 files is gateable.
 
 // gateMinLiteral is the shortest literal worth gating on: shorter ones
 // occur in most files, where the gate would only add its own scan.
@@ -149,11 +148,17 @@ func (r *yaraRule) needs(toks []ytok) (set []int, ok bool) {
 		return set, true
 	}
 	if parts := splitTop(toks, "and"); len(parts) > 1 {
-		// Any conjunct that needs a string will do; take the one needing
-		// the fewest literals.
+		// Any conjunct that needs a string will do; take one whose
+		// strings all have literals ("$re and $text": $text), then the
+		// one needing the fewest.
 		best, found := []int(nil), false
 		for _, p := range parts {
-			if s, ok := r.needs(p); ok && (!found || len(s) < len(best)) {
+			s, ok := r.needs(p)
+			if !ok {
+				continue
+			}
+			better := !found || r.literal(s) && !r.literal(best) || r.literal(s) == r.literal(best) && len(s) < len(best)
+			if better {
 				best, found = s, true
 			}
 		}
@@ -163,6 +168,16 @@ func (r *yaraRule) needs(toks []ytok) (set []int, ok bool) {
 		return r.needs(toks[1 : len(toks)-1])
 	}
 	return r.primary(toks)
+}
+
+// literal reports whether every string of set has literals.
+func (r *yaraRule) literal(set []int) bool {
+	for _, i := range set {
+		if r.strs[i].lits == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // primary recognises the conditions that need a string match.
