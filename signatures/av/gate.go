@@ -3,6 +3,7 @@ package av
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -260,13 +261,10 @@ func (r *yaraRule) refs(ref string) ([]int, bool) {
 	return set, len(set) > 0
 }
 
+// union adds to a the elements of b it lacks.
 func union(a, b []int) []int {
 	for _, x := range b {
-		found := false
-		for _, y := range a {
-			found = found || x == y
-		}
-		if !found {
+		if !slices.Contains(a, x) {
 			a = append(a, x)
 		}
 	}
