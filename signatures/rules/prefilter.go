@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +45,10 @@ import (
 // mix the application split cut the per-packet cost with all rules by
 // about a tenth).
 //
+// A big bucket is split once more by the packet's server port, so a DNS
+// answer does not scan the literals of every "-> any 53" query rule
+// (portsplit.go).
+//
 // Rules without a positive content (header-only, or only negated
 // contents) are grouped by protocol and application: an Input walks only
 // the groups its protocol and application can match.
@@ -67,6 +73,8 @@ type bucket struct {
 
 	litPat []int32   // Hyperscan id -> pattern id
 	runs   []runScan // patterns of one repeated byte, kept out of lit
+
+	split [2]*portSplit // per direction (vToServer, vToClient): sub-buckets by port (portsplit.go); nil: none
 }
 
 // runScan is a pattern of one repeated byte and where its rules can find
@@ -279,6 +287,7 @@ type prefilter struct {
 	groups []ruleGroup
 	ip     ipOnly // iponly.go: header-only rules keyed by a long address list
 	lit    *literal.Group
+	named  *portBits // ports the bucket rules name in short lists (portsplit.go)
 
 	once     sync.Once
 	maxRules int // largest bucket: candidate bitset size
@@ -332,6 +341,22 @@ func (p *prefilter) compile() {
 		for i := range p.groups {
 			p.groups[i].index()
 		}
+		var all []*Rule
+		seen := map[*bucket]bool{}
+		for i := range p.byBuf {
+			for _, b := range p.byBuf[i] {
+				if b != nil && !seen[b] {
+					seen[b] = true
+					all = append(all, b.rules...)
+				}
+			}
+		}
+		p.named = namedPorts(all)
+		type job struct {
+			b   *bucket
+			buf Buffer
+		}
+		var jobs []job
 		for i := range p.byBuf {
 			vs := &p.byBuf[i]
 			for v, b := range vs {
@@ -355,19 +380,63 @@ func (p *prefilter) compile() {
 				if p.lit == nil && useLiteral {
 					p.lit = literal.NewGroup()
 				}
-				b.compile(p.lit, shortBuffer(Buffer(i)))
-				p.maxPats = max(p.maxPats, b.npats)
-				p.tables += 4*len(b.patRule) + 4*len(b.patAt)
-				if b.lit != nil {
-					p.tables += b.lit.Size()
+				jobs = append(jobs, job{b, Buffer(i)})
+			}
+			if !usePortSplit {
+				continue
+			}
+			for v, b := range vs { // sub-buckets by port, per direction
+				if b == nil || b.split[v%2] != nil || len(b.rules) < splitMinRules {
+					continue
 				}
-				if b.ac != nil {
-					p.tables += b.ac.size()
+				sp := b.splitByPort(v%2, p.named)
+				if sp == nil {
+					continue
 				}
+				for c, sub := range sp.sub {
+					if sub != nil && len(sub.rules) >= acMinRules && !slices.Contains(sp.sub[:c], sub) {
+						jobs = append(jobs, job{sub, Buffer(i)})
+					}
+				}
+				b.split[v%2] = sp
+			}
+		}
+		// Hyperscan and the automata compile each bucket on its own: one
+		// goroutine per core, the biggest buckets first.
+		slices.SortStableFunc(jobs, func(x, y job) int { return len(y.b.rules) - len(x.b.rules) })
+		next := atomic.Int32{}
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					k := int(next.Add(1)) - 1
+					if k >= len(jobs) {
+						return
+					}
+					jobs[k].b.compile(p.lit, shortBuffer(jobs[k].buf))
+				}
+			}()
+		}
+		wg.Wait()
+		for _, j := range jobs {
+			b := j.b
+			p.maxRules = max(p.maxRules, len(b.rules))
+			p.maxPats = max(p.maxPats, b.npats)
+			p.tables += 4*len(b.patRule) + 4*len(b.patAt)
+			if b.lit != nil {
+				p.tables += b.lit.Size()
+			}
+			if b.ac != nil {
+				p.tables += b.ac.size()
 			}
 		}
 	})
 }
+
+// usePortSplit is false only in tests comparing with whole buckets.
+var usePortSplit = true
 
 func sameRules(a, b []int32) bool {
 	if len(a) != len(b) {
@@ -493,6 +562,7 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 		if data == nil || b == nil {
 			continue
 		}
+		b = b.pick(in, p.named)
 		if b.ac == nil && b.lit == nil {
 			for i, r := range b.rules {
 				if !r.quick(in) {
