@@ -192,6 +192,12 @@ func ipProtoOpt(p *ruleParser, v string) error {
 		return err
 	}
 	p.r.pkt = append(p.r.pkt, pktCheck{kind: pIPProto, rng: rg})
+	if prefix == "" && p.r.ipProto == 0 && n != 0 {
+		// "ip ... ip_proto:41" can match protocol 41 alone: grouped
+		// with it, the rule is not walked for every other packet (the
+		// check above stays, for ip_proto:1 against ICMPv6).
+		p.r.ipProto = uint8(n)
+	}
 	return nil
 }
 

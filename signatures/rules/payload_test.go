@@ -239,6 +239,9 @@ func TestPacketKeywords(t *testing.T) {
 		{"ip_proto", `ip_proto:6;`, with(func(*Input) {}), true},
 		{"ip_proto name", `ip_proto:UDP;`, with(func(*Input) {}), false},
 		{"ip_proto !", `ip_proto:!17;`, with(func(*Input) {}), true},
+		{"ip_proto 41", `ip_proto:41;`, with(func(in *Input) { in.Proto = 41 }), true},
+		{"ip_proto 1 not ICMPv6", `ip_proto:1;`, with(func(in *Input) { in.Proto = 58 }), false},
+		{"ip_proto 58", `ip_proto:58;`, with(func(in *Input) { in.Proto = 58 }), true},
 		{"app-layer-protocol", `app-layer-protocol:http;`, httpReq("/", ""), true},
 		{"app-layer-protocol other", `app-layer-protocol:tls;`, httpReq("/", ""), false},
 		{"app-layer-protocol !", `app-layer-protocol:!tls;`, httpReq("/", ""), true},
@@ -247,6 +250,21 @@ func TestPacketKeywords(t *testing.T) {
 		s := load(t, `alert ip any any -> any any (msg:"t"; `+c.rule+` sid:1;)`)
 		if got := len(s.Match(c.in, nil)) == 1; got != c.want {
 			t.Errorf("%s: %s: match=%v, want %v", c.name, c.rule, got, c.want)
+		}
+	}
+}
+
+// TestIPProtoGroups: an "ip" rule with one ip_proto value is grouped
+// under that protocol, so packets of other protocols do not walk it.
+func TestIPProtoGroups(t *testing.T) {
+	s := load(t, `alert ip any any -> any any (msg:"6in4"; ip_proto:41; sid:1;)
+alert ip any any -> any any (msg:"not tcp"; ip_proto:!6; sid:2;)`)
+	s.pf.compile()
+	for _, g := range s.pf.groups {
+		for _, r := range g.rules {
+			if want := map[int]uint8{1: 41, 2: 0}[r.SID]; g.ipProto != want {
+				t.Errorf("sid %d is grouped under protocol %d, want %d", r.SID, g.ipProto, want)
+			}
 		}
 	}
 }
