@@ -17,7 +17,7 @@ import (
 // each of the splitPorts ports its rules name most often on the server
 // side, one for every other port. A sub-bucket holds the rules whose
 // server side accepts its port (for "other": some port outside the named
-// ones) and whose client side accepts some port that no rule of the Set
+// ones) and whose client side accepts some port that no prefiltered rule
 // names in a short list. A packet whose client port is such an unnamed
 // port (an ephemeral port, nearly always) scans its class's sub-bucket;
 // any other packet, or one not TCP or UDP, scans the whole bucket. The
@@ -29,11 +29,11 @@ import (
 // the HTTP buffers whole (their rules all name $HTTP_PORTS).
 
 const (
-	splitMinRules = 256
-	splitPorts    = 4
-	splitMaxShare = 0.8
-	namedSpan     = 64 // a port range this narrow names its ports
-	outsideProbe  = 4096
+	splitMinRules = 256  // smallest bucket split
+	splitPorts    = 4    // server ports with a sub-bucket of their own
+	splitMaxShare = 0.8  // a class keeping more of the rules scans the whole bucket
+	namedSpan     = 64   // a port range this narrow names its ports
+	outsideProbe  = 4096 // ports acceptsOutside tries before it answers "yes"
 )
 
 // portSplit is one direction's sub-buckets of a bucket.
@@ -102,7 +102,7 @@ func (r *Rule) sides(dir int) (srv, cli *portSet) {
 	return &r.sp, &r.dp
 }
 
-// splitPorts builds b's sub-buckets for direction dir; nil when no class
+// splitByPort builds b's sub-buckets for direction dir; nil when no class
 // sheds enough rules.
 func (b *bucket) splitByPort(dir int, named *portBits) *portSplit {
 	if len(b.rules) < splitMinRules {
@@ -222,17 +222,4 @@ func (in *Input) dirIndex() int {
 		return vToServer
 	}
 	return vToClient
-}
-
-// splitRules counts the rules in p's sub-buckets (for tests and reports).
-func (sp *portSplit) splitRules() int {
-	n := 0
-	seen := map[*bucket]bool{}
-	for _, s := range sp.sub {
-		if s != nil && !seen[s] {
-			seen[s] = true
-			n += len(s.rules)
-		}
-	}
-	return n
 }

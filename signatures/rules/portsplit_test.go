@@ -32,14 +32,7 @@ func TestPortSplitNoFalseNegative(t *testing.T) {
 			lo := 1 + r.Intn(2000)
 			return fmt.Sprintf("%d:%d", lo, lo+r.Intn(40))
 		}
-		alpha := []byte("abcd")
-		word := func(n int) string {
-			b := make([]byte, n)
-			for i := range b {
-				b[i] = alpha[r.Intn(len(alpha))]
-			}
-			return string(b)
-		}
+		word := func(n int) string { return randWord(r, "abcd", n) }
 		var text strings.Builder
 		for i := 0; i < 900; i++ {
 			proto := []string{"udp", "tcp"}[i%2]

@@ -435,7 +435,8 @@ func (p *prefilter) compile() {
 	})
 }
 
-// usePortSplit is false only in tests comparing with whole buckets.
+// usePortSplit turns the port groups off, to measure them against whole
+// buckets.
 var usePortSplit = true
 
 func sameRules(a, b []int32) bool {

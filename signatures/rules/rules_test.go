@@ -518,19 +518,21 @@ func TestIndexFold(t *testing.T) {
 	}
 }
 
+// randWord returns n bytes drawn from alpha.
+func randWord(r *rand.Rand, alpha string, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alpha[r.Intn(len(alpha))]
+	}
+	return string(b)
+}
+
 // TestPrefilterNoFalseNegative checks a big bucket (automaton on) against
 // a brute-force match of every rule on random, case-mixed buffers.
 func TestPrefilterNoFalseNegative(t *testing.T) {
 	bothScanners(t, func(t *testing.T) {
 		r := rand.New(rand.NewSource(2))
-		alpha := []byte("abAB01-/")
-		word := func(n int) string {
-			b := make([]byte, n)
-			for i := range b {
-				b[i] = alpha[r.Intn(len(alpha))]
-			}
-			return string(b)
-		}
+		word := func(n int) string { return randWord(r, "abAB01-/", n) }
 		var text strings.Builder
 		for i := 0; i < 200; i++ {
 			mod := ""
