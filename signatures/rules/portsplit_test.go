@@ -84,20 +84,7 @@ func TestPortSplitNoFalseNegative(t *testing.T) {
 			if b := s.pf.byBuf[BufPayload][variant(in)]; b != nil && b.pick(in, s.pf.named) != b {
 				picked++
 			}
-			got := map[int]bool{}
-			for _, m := range s.Match(in, nil) {
-				got[m.SID] = true
-			}
-			for _, rule := range s.Rules() {
-				want := rule.quick(in) && rule.full(in)
-				if want != got[rule.SID] {
-					t.Fatalf("sid %d (%s) on %d -> %d to_server=%v: Match says %v, brute force %v",
-						rule.SID, strings.SplitN(rule.Raw, "(", 2)[0], in.SrcPort, in.DstPort, in.ToServer, got[rule.SID], want)
-				}
-				if want {
-					hits++
-				}
-			}
+			hits += agreesWithBruteForce(t, s, in, fmt.Sprintf("%d -> %d to_server=%v", in.SrcPort, in.DstPort, in.ToServer))
 		}
 		if hits < 1000 || picked < 1000 {
 			t.Fatalf("%d hits, %d packets through a sub-bucket: the test does not exercise the split", hits, picked)

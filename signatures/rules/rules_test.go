@@ -527,6 +527,28 @@ func randWord(r *rand.Rand, alpha string, n int) string {
 	return string(b)
 }
 
+// agreesWithBruteForce fails t unless s.Match(in) finds exactly the rules
+// a check of every rule finds; it returns how many that is. what names
+// the input in the failure.
+func agreesWithBruteForce(t *testing.T, s *Set, in *Input, what string) int {
+	t.Helper()
+	got := map[int]bool{}
+	for _, m := range s.Match(in, nil) {
+		got[m.SID] = true
+	}
+	hits := 0
+	for _, rule := range s.Rules() {
+		want := rule.quick(in) && rule.full(in)
+		if want != got[rule.SID] {
+			t.Fatalf("sid %d (%s) on %s: Match says %v, brute force %v", rule.SID, strings.SplitN(rule.Raw, "(", 2)[0], what, got[rule.SID], want)
+		}
+		if want {
+			hits++
+		}
+	}
+	return hits
+}
+
 // TestPrefilterNoFalseNegative checks a big bucket (automaton on) against
 // a brute-force match of every rule on random, case-mixed buffers.
 func TestPrefilterNoFalseNegative(t *testing.T) {
@@ -548,19 +570,7 @@ func TestPrefilterNoFalseNegative(t *testing.T) {
 		hits := 0
 		for n := 0; n < 2000; n++ {
 			in := bufIn(BufHTTPURI, word(r.Intn(64)), 6, "http")
-			got := map[int]bool{}
-			for _, m := range s.Match(in, nil) {
-				got[m.SID] = true
-			}
-			for _, rule := range s.Rules() {
-				want := rule.quick(in) && rule.full(in)
-				if want != got[rule.SID] {
-					t.Fatalf("sid %d on %q: Match says %v, brute force %v", rule.SID, in.Buf[BufHTTPURI], got[rule.SID], want)
-				}
-				if want {
-					hits++
-				}
-			}
+			hits += agreesWithBruteForce(t, s, in, fmt.Sprintf("%q", in.Buf[BufHTTPURI]))
 		}
 		if hits < 100 {
 			t.Fatalf("only %d hits: the test does not exercise matching", hits)
