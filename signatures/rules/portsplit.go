@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sort"
 )
 
@@ -135,14 +136,7 @@ func (b *bucket) splitByPort(dir int, named *portBits) *portSplit {
 	})
 	sp := &portSplit{n: min(len(top), splitPorts)}
 	copy(sp.ports[:], top[:sp.n])
-	inTop := func(q uint16) bool {
-		for _, p := range sp.ports[:sp.n] {
-			if p == q {
-				return true
-			}
-		}
-		return false
-	}
+	inTop := func(q uint16) bool { return slices.Contains(sp.ports[:sp.n], q) }
 	// Per rule: does its client side take an unnamed port, does its
 	// server side take a port outside the top ones?
 	cliOK := make([]bool, len(b.rules))
