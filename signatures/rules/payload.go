@@ -598,9 +598,13 @@ func (m *inspector) content(e *elem, es []elem, prev int) bool {
 			// Only the first search counts: once this content's own
 			// later occurrences are used up, what failed after them may
 			// depend on the earlier elements (a byte_extract value).
+			// Without variables, an absolute content's occurrences and
+			// what follows each do not depend on them.
 			if first {
 				m.failed = m.failed || abs
 				m.failedRel = m.failedRel || rel
+			} else {
+				m.failed = m.failed || abs && m.noVars
 			}
 			return false
 		}
@@ -608,7 +612,13 @@ func (m *inspector) content(e *elem, es []elem, prev int) bool {
 			return true
 		}
 		m.budget--
-		if !e.relNext || m.budget <= 0 || m.failed || m.failedRel {
+		if !e.relNext {
+			m.failed = m.failed || m.restFixed()
+			return false
+		}
+		if m.budget <= 0 || m.failed || m.failedRel {
+			// failedRel: no later occurrence of this one helps either.
+			m.failed = m.failed || m.failedRel && abs && m.noVars
 			return false
 		}
 		start = i + 1
@@ -618,6 +628,15 @@ func (m *inspector) content(e *elem, es []elem, prev int) bool {
 // useFailed is false only in tests comparing with retries that never stop
 // early.
 var useFailed = true
+
+// restFixed reports whether a failure of the rest of the list after an
+// element whose position nothing later is relative to (!relNext) is
+// final: without byte_extract variables, that rest reads only absolute
+// positions, so no later occurrence of an earlier element can change it.
+// ET's certificate rules retry a one-byte "|16|" at every occurrence
+// ahead of an absolute fast pattern: once the chain after it has failed,
+// they stop.
+func (m *inspector) restFixed() bool { return useFailed && m.noVars }
 
 // pcre matches a pcre element. A relative pcre's subject starts at prev
 // (so ^ anchors there, as in Suricata); a later match is tried when the
@@ -634,13 +653,23 @@ func (m *inspector) pcre(e *elem, es []elem, prev int) bool {
 	if !e.relNext {
 		// Nothing after depends on where it matched.
 		if e.re.Has(m.rx, sub, 0) == e.negate {
+			m.failed = m.failed || !e.relative && m.restFixed()
 			return false
 		}
-		return m.run(es[1:], prev)
+		if m.run(es[1:], prev) {
+			return true
+		}
+		m.failed = m.failed || m.restFixed()
+		return false
 	}
 	for from := 0; from <= len(sub); {
 		ms, me := e.re.Find(m.rx, sub, from)
 		if ms < 0 {
+			if from > 0 && !e.negate && !e.relative {
+				// Every match of an absolute pcre was tried.
+				m.failed = m.failed || m.restFixed()
+				return false
+			}
 			return e.negate && m.run(es[1:], prev)
 		}
 		if e.negate {
