@@ -54,8 +54,10 @@ func (x *ipOnly) take(id int32, r *Rule) bool {
 	if src && r.src.span() > ipOnlyWide || !src && r.dst.span() > ipOnlyWide {
 		// A network-wide side ($HOME_NET, $EXTERNAL_NET) would put the
 		// rule on most packets; its short port list (ET's "inbound to
-		// port 1521" scans) keys it better in its group.
-		if fewPorts(&r.dp) != nil || fewPorts(&r.sp) != nil {
+		// port 1521" scans) keys it better in its group, and so does a
+		// rare IP protocol (ET's 6in4 rule, ip_proto:41): its group is
+		// skipped by every TCP and UDP packet.
+		if fewPorts(&r.dp) != nil || fewPorts(&r.sp) != nil || r.ipProto != 0 && r.ipProto != 6 && r.ipProto != 17 {
 			return false
 		}
 	}

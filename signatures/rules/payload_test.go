@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"math/rand"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -258,14 +259,35 @@ func TestPacketKeywords(t *testing.T) {
 // under that protocol, so packets of other protocols do not walk it.
 func TestIPProtoGroups(t *testing.T) {
 	s := load(t, `alert ip any any -> any any (msg:"6in4"; ip_proto:41; sid:1;)
-alert ip any any -> any any (msg:"not tcp"; ip_proto:!6; sid:2;)`)
+alert ip any any -> any any (msg:"not tcp"; ip_proto:!6; sid:2;)
+alert ip $HOME_NET any -> $EXTERNAL_NET any (msg:"6in4 out (ET sid 2012141)"; ip_proto:41; sid:3;)
+alert ip $HOME_NET any -> [203.0.113.0/24] any (msg:"6in4 to a short list"; ip_proto:41; sid:4;)`)
 	s.pf.compile()
+	grouped := map[int]bool{}
 	for _, g := range s.pf.groups {
 		for _, r := range g.rules {
-			if want := map[int]uint8{1: 41, 2: 0}[r.SID]; g.ipProto != want {
+			grouped[r.SID] = true
+			if want := map[int]uint8{1: 41, 2: 0, 3: 41}[r.SID]; g.ipProto != want {
 				t.Errorf("sid %d is grouped under protocol %d, want %d", r.SID, g.ipProto, want)
 			}
 		}
+	}
+	// The IP-only index would check sid 3 on every packet from the
+	// office; a short address list still keys sid 4 there.
+	for sid, want := range map[int]bool{1: true, 2: true, 3: true, 4: false} {
+		if grouped[sid] != want {
+			t.Errorf("sid %d grouped by protocol: %v, want %v", sid, grouped[sid], want)
+		}
+	}
+	tcp := bufIn(BufPayload, "x", 6, "")
+	tcp.Src, tcp.Dst = netip.MustParseAddr("192.168.1.23"), netip.MustParseAddr("203.0.113.9")
+	in41 := *tcp
+	in41.Proto = 41
+	if got := sids(s.Match(&in41, nil)); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("protocol 41 from the office matched %v, want [1 2 3 4]", got)
+	}
+	if got := sids(s.Match(tcp, nil)); len(got) != 0 {
+		t.Errorf("TCP matched %v, want none", got)
 	}
 }
 
