@@ -370,16 +370,20 @@ func TestRetriesStopEarlyOnlyWhenHopeless(t *testing.T) {
 alert tcp any any -> any any (msg:"byte_jump then content"; content:"X"; byte_jump:1,0,relative; content:"Q"; distance:0; sid:2;)
 alert tcp any any -> any any (msg:"content within"; content:"X"; content:"Q"; distance:0; within:2; sid:3;)
 alert tcp any any -> any any (msg:"byte_extract before"; content:"K"; byte_extract:1,0,v,relative; content:"B"; distance:0; content:"C"; distance:0; byte_test:1,=,v,0,relative; sid:4;)
+alert tcp any any -> any any (msg:"relative content, window used up"; content:"X"; content:"Q"; distance:0; within:3; pcre:"/^Z/R"; sid:5;)
+alert tcp any any -> any any (msg:"absolute tail reads a variable"; content:"K"; byte_extract:1,0,v,relative; content:"B"; byte_test:1,=,v,5; sid:6;)
 `)
 	for _, tc := range []struct {
 		data string
 		sids []int
 	}{
-		{"XYXWQZ", []int{1, 3}},                   // after the first X, Y..Z ends past Q; after the second, W ends before it
+		{"XYXWQZ", []int{1, 3, 5}},                // after the first X, Y..Z ends past Q; after the second, W ends before it
 		{"XYXWZ", nil},                            // no Q at all
 		{"XabXQ", []int{3}},                       // not within 2 of the first X, within 2 of the second
 		{"KxKyBCyB", []int{4}},                    // the second K extracts the y that follows C; after the first K the second B finds no C
 		{"X\x0fX\x00Q.............", []int{2, 3}}, // the first X's jump lands past Q, the second X's on it
+		{"XQaXQZ", []int{3, 5}},                   // the first X's Q window holds no Q followed by Z, the second X's does
+		{"KxKyBy", []int{6}},                      // after the first K the absolute test fails; after the second it holds
 	} {
 		for _, on := range []bool{true, false} {
 			useFailed = on
