@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -226,12 +227,15 @@ type Engine struct {
 	fileMem         *FileMemory                   // bytes of files kept for scanning, box-wide
 	bufs            fileBufs                      // idle file buffers (file.go)
 	hasher          hasher                        // the SHA-256 helper goroutine (file.go)
+	reports         []fileReport                  // fileinfo events waiting for their SHA-256, oldest first (file.go)
+	spareSHA        []hash.Hash                   // SHA-256 states of sent reports, for the next files
 	digests         struct {                      // which digests the bundle's rules and hash lists read (file.go)
-		b         *bundle.Bundle
-		rules     *rules.Set
-		av        *av.Scanner
-		md5, sha1 bool
-		sha256    bool // a SHA-256 list for any size: the scan needs the digest first
+		b          *bundle.Bundle
+		rules      *rules.Set
+		av         *av.Scanner
+		md5, sha1  bool
+		sha256     bool // a SHA-256 list for any size: the scan needs the digest first
+		ruleSHA256 bool // a filesha256 rule: the file's verdict needs the digest
 	}
 	streamMem stream.Budget
 	pool      sync.Pool // *flowState
@@ -328,6 +332,9 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	e.stats.Bytes.Add(uint64(len(pkt)))
 	if ts.Sub(e.lastExpire) >= time.Second {
 		e.expire(ts)
+	}
+	if len(e.reports) > 0 && !ts.Before(e.reports[0].due) {
+		e.sendReports(ts, false, 0)
 	}
 	e.raw = pkt
 	if res := e.p.Decode(pkt); res != packet.OK {
@@ -487,12 +494,28 @@ func (e *Engine) expire(now time.Time) {
 	e.expireBufs(now)
 }
 
+// Idle sends what waits for a time rather than a packet: the fileinfo
+// reports of files released before their SHA-256 was in, once due. The
+// queue calls it when no packet came for the time it returned last (0:
+// nothing waits), on the goroutine that calls Process.
+func (e *Engine) Idle(now time.Time) time.Duration {
+	if len(e.reports) == 0 {
+		return 0
+	}
+	e.sendReports(now, false, 0)
+	if len(e.reports) == 0 {
+		return 0
+	}
+	return max(e.reports[0].due.Sub(now), time.Millisecond)
+}
+
 // Close ends every flow (files still open are reported truncated) and
 // gives the idle file buffers back to FileMemory. Call it at the end of a
 // replay or when the engine stops.
 func (e *Engine) Close() {
 	e.pb = e.bundle.Load()
 	e.flows.Flush(e.releaseFn)
+	e.sendReports(time.Time{}, true, 0) // their buffers go idle
 	e.dropIdle(len(e.bufs.free))
 	e.stopHasher()
 }

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"math/bits"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openutm/utm/dataplane/filetype"
@@ -96,7 +97,7 @@ func (e *Engine) fileDigests() (md5, sha1, sha256Early bool) {
 	if b != e.digests.b || b.Rules != e.digests.rules || b.AV != e.digests.av {
 		d := &e.digests
 		d.b, d.rules, d.av = b, b.Rules, b.AV
-		d.md5, d.sha1 = b.Rules.FileDigests()
+		d.md5, d.sha1, d.ruleSHA256 = b.Rules.FileDigests()
 		d.sha256 = false
 		if b.AV != nil {
 			m, s1, s256 := b.AV.HashKinds()
@@ -106,10 +107,14 @@ func (e *Engine) fileDigests() (md5, sha1, sha256Early bool) {
 	return e.cfg.FileMD5 || e.digests.md5, e.cfg.FileSHA1 || e.digests.sha1, e.digests.sha256
 }
 
-// sums finishes f's digests into f.sha256Sum (and md5Sum, sha1Sum when
-// computed).
-func (f *fileState) sums() {
-	f.sha256.Sum(f.sha256Sum[:0])
+// sums finishes f's digests into f.sha256Sum (unless its report waits
+// for it: deferred) and md5Sum, sha1Sum when computed.
+func (f *fileState) sums(deferred bool) {
+	if deferred {
+		f.sha256Sum = [sha256.Size]byte{}
+	} else {
+		f.sha256.Sum(f.sha256Sum[:0])
+	}
 	if f.md5On {
 		f.md5.Sum(f.md5Sum[:0])
 	}
@@ -217,14 +222,21 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		res := e.scan(b, data, name, f.avSums(data, false))
 		scanned = &res
 	}
-	e.hashWait(f)
-	f.sums()
+	// The packet goes on without the digest when nothing deciding its
+	// verdict reads it; the report follows when the helper is done.
+	deferred := f.hashPending && !first && e.mayDefer(f, data, complete, scanned)
+	if !deferred {
+		e.hashWait(f)
+	}
+	f.sums(deferred)
 	info := &alert.FileInfo{
 		Filename: name,
 		Size:     f.size,
-		SHA256:   hex.EncodeToString(f.sha256Sum[:]),
 		State:    "CLOSED",
 		Verdict:  "clean",
+	}
+	if !deferred {
+		info.SHA256 = hex.EncodeToString(f.sha256Sum[:])
 	}
 	if f.md5On {
 		info.MD5 = hex.EncodeToString(f.md5Sum[:])
@@ -304,9 +316,17 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 		}
 		e.matchRules(b, st, in, f.meta)
 	}
+	var ev *alert.Event
 	if !f.quiet || malicious {
-		ev := e.event(st, dir, alert.TypeFileInfo, f.meta)
+		ev = e.event(st, dir, alert.TypeFileInfo, f.meta)
 		ev.FileInfo = info
+	}
+	switch {
+	case deferred:
+		e.deferReport(f, ev)
+	case ev != nil && len(e.reports) > 0:
+		e.queueReport(ev) // after the reports still waiting: in order
+	case ev != nil:
 		e.emit(ev)
 	}
 	if malicious {
@@ -324,6 +344,116 @@ func (e *Engine) endFile(st *flowState, dir int, f *fileState, complete bool) {
 // helper finishes beside the scan (below it the hand-over costs more than
 // it saves).
 const lateHashParallel = 64 << 10
+
+// Deferred file reports. A file whose SHA-256 the helper is still
+// computing when the file ends does not hold its last packet for it when
+// nothing that decides the verdict reads the digest: no hash list needs
+// it before the scan, no rule compares it (filesha256), no neutralised
+// file is remembered by it (the Blocked table is empty), and the scan
+// found nothing (a malicious or unscannable file is reported at once,
+// digest included: its alert and the Blocked table need it). The
+// fileinfo event is built at the file's end (its time, flow and verdict
+// are the end's) and sent once the digest is in, at the latest at the
+// first packet reportDelay after the end (the worker waits for the helper
+// then, if it must), when maxReports wait already, when the file memory
+// runs short, when the queue is idle (Engine.Idle) and at Close. Packet
+// times decide, never the helper's speed, so a replay gives the same
+// output every time.
+const (
+	reportDelay = 5 * time.Millisecond
+	maxReports  = 4
+)
+
+// fileReport is a file's fileinfo event waiting for its SHA-256, or
+// (h nil) one with its digest queued behind such reports.
+type fileReport struct {
+	ev  *alert.Event // nil: a quiet file, only its buffer to release
+	h   hash.Hash    // the file's SHA-256, complete once the helper passed job seq
+	buf *[]byte      // the kept bytes the helper may still read
+	seq uint64
+	due time.Time
+}
+
+// mayDefer reports whether f's report may wait for its SHA-256 (see
+// fileReport): the scan beside the helper ran (scanned) and found f
+// clean, and nothing else reads the digest.
+func (e *Engine) mayDefer(f *fileState, data []byte, complete bool, scanned *scanResult) bool {
+	if f.unscannable != "" || e.digests.ruleSHA256 {
+		return false
+	}
+	if len(data) > 0 {
+		if e.pb.AV != nil && (scanned == nil || scanned.malicious || scanned.unscannable != "") {
+			return false
+		}
+		if f.complete(complete) && e.blocked.Len() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// deferReport hands f's SHA-256 and buffer to a report sent later (see
+// fileReport); f gets a fresh hash and no buffer.
+func (e *Engine) deferReport(f *fileState, ev *alert.Event) {
+	if len(e.reports) >= maxReports {
+		e.sendReports(time.Time{}, true, 1)
+	}
+	if e.hasher.stageOf == f {
+		e.flushHash()
+	}
+	e.reports = append(e.reports, fileReport{ev: ev, h: f.sha256, buf: f.buf, seq: e.hasher.sent, due: e.now.Add(reportDelay)})
+	e.stats.FileReportsDeferred.Add(1)
+	f.sha256, f.buf, f.hashPending = nil, nil, false
+	if n := len(e.spareSHA); n > 0 {
+		f.sha256, e.spareSHA = e.spareSHA[n-1], e.spareSHA[:n-1]
+		f.sha256.Reset()
+	} else {
+		f.sha256 = sha256.New()
+	}
+}
+
+// queueReport queues a fileinfo event that has its digest behind the
+// reports still waiting for theirs, so a flow's files are reported in the
+// order they ended.
+func (e *Engine) queueReport(ev *alert.Event) {
+	if len(e.reports) >= maxReports {
+		e.sendReports(time.Time{}, true, 1)
+	}
+	e.reports = append(e.reports, fileReport{ev: ev, due: e.now.Add(reportDelay)})
+}
+
+// sendReports sends the deferred reports due at now (all of them, up to
+// n, when force), oldest first, waiting for the helper where it has not
+// finished one.
+func (e *Engine) sendReports(now time.Time, force bool, n int) {
+	sent := 0
+	for len(e.reports) > 0 && (sent < n || n <= 0) {
+		r := &e.reports[0]
+		if !force && now.Before(r.due) {
+			return
+		}
+		if e.hasher.done.Load() < r.seq {
+			e.stats.FileReportWaits.Add(1)
+			e.hashUntil(r.seq)
+		}
+		if r.ev != nil && r.h != nil {
+			var sum [sha256.Size]byte
+			r.ev.FileInfo.SHA256 = hex.EncodeToString(r.h.Sum(sum[:0]))
+		}
+		if r.ev != nil {
+			e.emit(r.ev)
+		}
+		if r.buf != nil {
+			e.putBuf(r.buf)
+		}
+		if r.h != nil {
+			e.spareSHA = append(e.spareSHA, r.h)
+		}
+		*r = fileReport{}
+		e.reports = append(e.reports[:0], e.reports[1:]...)
+		sent++
+	}
+}
 
 // avSums are the digests of data the AV can take from f: those computed
 // (with the SHA-256 when withSHA256), when data is the whole transfer.
@@ -520,6 +650,11 @@ func (e *Engine) takeBuf(n int) *[]byte {
 		return b
 	}
 	c := int64(fileBufSize(n, e.cfg.MaxScanSize))
+	if e.fileMem.Load()+c > e.cfg.MaxScanTotal && len(e.reports) > 0 {
+		// Reports waiting for their SHA-256 hold buffers: send them.
+		e.sendReports(time.Time{}, true, 0)
+		return e.takeBuf(n)
+	}
 	for e.fileMem.Load()+c > e.cfg.MaxScanTotal && len(fb.free) > 0 {
 		e.dropIdle(1)
 	}
@@ -583,9 +718,21 @@ const (
 type hasher struct {
 	jobs    chan hashJob
 	free    chan *[]byte
-	done    chan struct{}
+	synced  chan struct{}
 	stage   *[]byte    // bytes of stageOf being gathered into a piece
 	stageOf *fileState // whose
+	sent    uint64     // jobs handed to the helper
+	// done counts the jobs the helper finished (jobs run in order); on
+	// its own cache lines, the helper writes it. want, when not 0, asks
+	// the helper for a signal on synced once done reaches it.
+	done *hashCount
+	want *hashCount
+}
+
+type hashCount struct {
+	_ [64]byte
+	atomic.Uint64
+	_ [56]byte
 }
 
 type hashJob struct {
@@ -595,7 +742,7 @@ type hashJob struct {
 	sync bool    // answer on done once everything before is hashed
 }
 
-func hashLoop(jobs <-chan hashJob, free chan<- *[]byte, done chan<- struct{}) {
+func hashLoop(jobs <-chan hashJob, free chan<- *[]byte, synced chan<- struct{}, done, want *hashCount) {
 	for j := range jobs {
 		if j.h != nil {
 			j.h.Write(j.data)
@@ -604,8 +751,11 @@ func hashLoop(jobs <-chan hashJob, free chan<- *[]byte, done chan<- struct{}) {
 			*j.buf = (*j.buf)[:0]
 			free <- j.buf
 		}
+		n := done.Add(1)
 		if j.sync {
-			done <- struct{}{}
+			synced <- struct{}{}
+		} else if w := want.Load(); w != 0 && n >= w && want.CompareAndSwap(w, 0) {
+			synced <- struct{}{}
 		}
 	}
 }
@@ -618,18 +768,20 @@ func (e *Engine) hashAsync(f *fileState, data []byte, copy bool) {
 	if hs.jobs == nil {
 		hs.jobs = make(chan hashJob, 2*hashChunks)
 		hs.free = make(chan *[]byte, hashChunks)
-		hs.done = make(chan struct{}, 1)
+		hs.synced = make(chan struct{}, 1)
+		hs.done, hs.want = new(hashCount), new(hashCount)
 		for range hashChunks {
 			b := make([]byte, 0, hashChunk)
 			hs.free <- &b
 		}
-		go hashLoop(hs.jobs, hs.free, hs.done)
+		go hashLoop(hs.jobs, hs.free, hs.synced, hs.done, hs.want)
 	}
 	f.hashPending = true
 	if !copy {
 		if hs.stageOf == f {
 			e.flushHash()
 		}
+		hs.sent++
 		hs.jobs <- hashJob{h: f.sha256, data: data}
 		return
 	}
@@ -653,6 +805,7 @@ func (e *Engine) hashAsync(f *fileState, data []byte, copy bool) {
 func (e *Engine) flushHash() {
 	hs := &e.hasher
 	if hs.stage != nil {
+		hs.sent++
 		hs.jobs <- hashJob{h: hs.stageOf.sha256, data: *hs.stage, buf: hs.stage}
 		hs.stage, hs.stageOf = nil, nil
 	}
@@ -666,9 +819,32 @@ func (e *Engine) hashWait(f *fileState) {
 	if e.hasher.stageOf == f {
 		e.flushHash()
 	}
-	e.hasher.jobs <- hashJob{sync: true}
-	<-e.hasher.done
+	e.hashSync()
 	f.hashPending = false
+}
+
+// hashUntil returns once the helper has done its first seq jobs (not
+// those handed to it after: the files still streaming).
+func (e *Engine) hashUntil(seq uint64) {
+	hs := &e.hasher
+	if hs.done.Load() >= seq {
+		return
+	}
+	hs.want.Store(seq)
+	// The helper may have passed seq before it saw want: whoever clears
+	// want first decides whether a signal comes.
+	if hs.done.Load() >= seq && hs.want.CompareAndSwap(seq, 0) {
+		return
+	}
+	<-hs.synced
+}
+
+// hashSync returns once the helper has done every job handed to it.
+func (e *Engine) hashSync() {
+	hs := &e.hasher
+	hs.sent++
+	hs.jobs <- hashJob{sync: true}
+	<-hs.synced
 }
 
 // stopHasher ends the helper goroutine (Close, after every file ended).

@@ -39,6 +39,7 @@ func run(t *testing.T, e *Engine, rec *recorder, pkts []testpcap.Packet, name st
 	for _, p := range pkts {
 		worst = max(worst, e.Process(p.TS, p.Data))
 	}
+	e.sendReports(time.Time{}, true, 0) // reports waiting for their SHA-256 (TestDeferredReports)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for i := len(rec.ev) - 1; i >= 0; i-- {
@@ -388,6 +389,7 @@ func TestFileMemoryConcurrent(t *testing.T) {
 	mem := NewFileMemory()
 	e := New(Config{Sink: &rec, MaxScanTotal: 8 << 20, FileMemory: mem, StreamDepth: -1}, defaultBundle(t))
 	verdicts(e, tr.Sorted())
+	e.sendReports(time.Time{}, true, 0)
 	got := map[string]int{}
 	for _, ev := range rec.ev {
 		if ev.EventType == alert.TypeFileInfo {
