@@ -144,6 +144,17 @@ func (w *Worker) process(stamp int64, ts time.Time, pkt []byte) engine.Verdict {
 	return v
 }
 
+// idle is the queue's Idle hook: the engine sends what waits on time
+// (engine.Idle) while no packet comes. It runs between packets, on the
+// reader's goroutine, under the busy stamp like a packet.
+func (w *Worker) idle() time.Duration {
+	now := time.Now()
+	w.busy.Store(int64(now.Sub(epoch)) + 1)
+	d := w.eng.Idle(now)
+	w.busy.Store(0)
+	return d
+}
+
 // Close ends the worker's flows (open files are reported truncated). Call
 // it only after the worker's reader stopped, or at the end of a replay.
 func (w *Worker) Close() { w.eng.Close() }
@@ -312,6 +323,7 @@ func (p *Pool) Open() error {
 	for _, w := range p.workers {
 		c := p.cfg.NFQ
 		c.Queue = w.Queue
+		c.Idle = w.idle
 		if c.Logger == nil {
 			c.Logger = p.log
 		}

@@ -355,3 +355,83 @@ func TestBatchVerdicts(t *testing.T) {
 		t.Errorf("a lone exchange took %v: accepts were held waiting for a batch", d)
 	}
 }
+
+// TestIdle: before the reader sleeps it calls Config.Idle; a duration
+// returned wakes it after that long without a packet (a read deadline), so
+// work waiting on time gets done on an idle link; 0 lets it sleep until a
+// packet comes. Packets still flow after such wake-ups.
+func TestIdle(t *testing.T) {
+	l := nslab.New(t)
+	echoServer(t, l)
+	steer(t, l)
+	var calls atomic.Int64
+	var wake atomic.Int64 // what Idle returns, in ns
+	wake.Store(int64(20 * time.Millisecond))
+	var handled atomic.Int64
+	q := openQueue(t, l, Config{FailOpen: true, Idle: func() time.Duration {
+		calls.Add(1)
+		return time.Duration(wake.Load())
+	}}, func([]byte) Verdict { handled.Add(1); return Accept })
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("exchange: %q, %v", got, err)
+	}
+	// No traffic now: only the deadline wakes the reader.
+	c0 := calls.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := calls.Load() - c0; n < 5 {
+		t.Fatalf("Idle called %d times in 300 ms of silence while asking to be called every 20 ms; want >= 5", n)
+	}
+	if got, err := exchange(l, 3*time.Second); err != nil || got != "ping" {
+		t.Fatalf("exchange after idle wake-ups: %q, %v", got, err)
+	}
+	wake.Store(0)
+	time.Sleep(50 * time.Millisecond) // the pending deadline fires once more, then no more
+	c1 := calls.Load()
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load() - c1; n != 0 {
+		t.Errorf("Idle called %d times in 200 ms of silence after returning 0; want 0", n)
+	}
+	if handled.Load() == 0 || q.Stats().Accepted == 0 {
+		t.Errorf("no packet went through the handler (%d, %+v)", handled.Load(), q.Stats())
+	}
+}
+
+// TestSpinCredit: the reader spins only while most recent waits were
+// shorter than Spin; a run of long waits (an idle or lightly loaded
+// link) stops it within spinCreditMax waits, and it never spins with Spin
+// negative.
+func TestSpinCredit(t *testing.T) {
+	q := newQueue(Config{Spin: 50 * time.Microsecond}, nil, nil)
+	if q.spinCredit != 0 {
+		t.Fatalf("credit %d at start, want 0 (sleep until waits prove short)", q.spinCredit)
+	}
+	for range 10 {
+		q.scoreWait(int64(10 * time.Microsecond))
+	}
+	if q.spinCredit != spinCreditMax {
+		t.Fatalf("credit %d after 10 short waits, want %d", q.spinCredit, spinCreditMax)
+	}
+	for i := range spinCreditMax {
+		if q.spinCredit == 0 {
+			t.Fatalf("credit ran out after %d long waits, want %d", i, spinCreditMax)
+		}
+		q.scoreWait(int64(time.Millisecond))
+	}
+	if q.spinCredit != 0 {
+		t.Fatalf("credit %d after %d long waits, want 0", q.spinCredit, spinCreditMax)
+	}
+	q.scoreWait(int64(time.Millisecond))
+	if q.spinCredit != 0 {
+		t.Fatalf("credit %d, want it to stay at 0", q.spinCredit)
+	}
+	off := newQueue(Config{Spin: -1}, nil, nil)
+	for range 10 {
+		off.scoreWait(0)
+	}
+	if off.spinCredit != 0 {
+		t.Fatalf("Spin < 0: credit %d, want 0 (never spin)", off.spinCredit)
+	}
+	if def := newQueue(Config{}, nil, nil); def.spin != int64(DefaultSpin) {
+		t.Fatalf("Spin 0: %v, want DefaultSpin %v", time.Duration(def.spin), DefaultSpin)
+	}
+}

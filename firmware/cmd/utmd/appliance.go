@@ -102,7 +102,7 @@ func appliance(ctx context.Context, log *slog.Logger, f flags) (err error) {
 		Queues: prof.QueueNums(),
 		Engine: engineConfig(cfg, f, out, inj, log),
 		Bundle: b,
-		NFQ: nfq.Config{MaxQueueLen: prof.QueueLen, ReadBuffer: prof.RcvBuf, FailOpen: true, Batch: f.verdictBatch,
+		NFQ: nfq.Config{MaxQueueLen: prof.QueueLen, ReadBuffer: prof.RcvBuf, FailOpen: true, Batch: f.verdictBatch, Spin: spinFlag(f.queueSpin),
 			BypassMark: prof.Mark(), KernelBypass: cfg.Steer, Logger: log},
 		HangAfter: f.hangAfter,
 		HangOn:    hangOn(log),

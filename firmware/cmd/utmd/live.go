@@ -299,7 +299,7 @@ func queueMode(ctx context.Context, log *slog.Logger, f flags) error {
 		Queues:    f.queues,
 		Engine:    engineConfig(cfg, f, out, inj, log),
 		Bundle:    b,
-		NFQ:       nfq.Config{FailOpen: true, Batch: f.verdictBatch, Logger: log}, // the caller's rules do not know the bypass mark: Bypass is a plain accept
+		NFQ:       nfq.Config{FailOpen: true, Batch: f.verdictBatch, Spin: spinFlag(f.queueSpin), Logger: log}, // the caller's rules do not know the bypass mark: Bypass is a plain accept
 		HangAfter: f.hangAfter,
 		HangOn:    hangOn(log),
 		Logger:    log,

@@ -44,6 +44,7 @@ import (
 
 	"github.com/openutm/utm/dataplane/engine"
 	"github.com/openutm/utm/dataplane/inline"
+	"github.com/openutm/utm/dataplane/nfq"
 	"github.com/openutm/utm/dataplane/replay"
 	"github.com/openutm/utm/firmware/config"
 	"github.com/openutm/utm/signatures/bundle"
@@ -67,6 +68,7 @@ type flags struct {
 	intel                             stringList
 	hangAfter                         time.Duration
 	verdictBatch                      int
+	queueSpin                         time.Duration
 	noSteer, testRules, showVersion   bool
 	supervise                         bool
 	profileRules                      bool
@@ -132,6 +134,7 @@ func main() {
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9101)")
 	fs.DurationVar(&f.hangAfter, "hang-after", inline.DefaultHangAfter, "a worker busy with one packet this long is hung: alert and exit for a restart")
 	fs.IntVar(&f.verdictBatch, "verdict-batch", 64, "send up to `n` accepts as one batch verdict while more packets wait (1: one verdict per packet)")
+	fs.DurationVar(&f.queueSpin, "queue-spin", nfq.DefaultSpin, "poll an empty queue this long before sleeping, while the waits between packets are mostly shorter (0: never; costs CPU, saves wake-ups)")
 	fs.BoolVar(&f.noSteer, "no-steer", false, "do not install the iptables steering rules (the caller steers)")
 	fs.BoolVar(&f.testRules, "T", false, "load the rules, report what was rejected and exit")
 	fs.BoolVar(&f.supervise, "supervise", false, "run utmd with the other flags as a child and restart it whenever it dies")
@@ -270,4 +273,12 @@ func durationOr(d config.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// spinFlag maps --queue-spin to nfq.Config.Spin (whose 0 is the default).
+func spinFlag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
