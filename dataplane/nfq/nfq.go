@@ -574,6 +574,12 @@ func (q *Queue) packet(m *packetMsg, hold bool) {
 	}
 	id := m.id
 	q.noteID(id)
+	if v == Bypass && (!q.cfg.KernelBypass || (m.hasMark && m.mark&q.cfg.BypassMark != 0)) {
+		// No rules to honour the mark, or the packet came back marked
+		// (rules missing): never loop; a plain accept, batched like any
+		// (each packet of a bypassed flow would otherwise cost a sendto).
+		v = Accept
+	}
 	if v != Accept {
 		// Held accepts first: a verdict must not overtake them.
 		q.appendFlush()
@@ -584,12 +590,6 @@ func (q *Queue) packet(m *packetMsg, hold bool) {
 		q.out = appendVerdict(q.out, msgVerdict, q.cfg.Queue, id, nfDrop, 0, false)
 	case Bypass:
 		q.accepted.Add(1)
-		if !q.cfg.KernelBypass || (m.hasMark && m.mark&q.cfg.BypassMark != 0) {
-			// No rules to honour the mark, or the packet came back
-			// marked (rules missing): never loop, accept.
-			q.out = appendVerdict(q.out, msgVerdict, q.cfg.Queue, id, nfAccept, 0, false)
-			break
-		}
 		// NF_REPEAT with the mark: the packet runs FORWARD again, the
 		// steering rules copy the mark to its connection and accept it;
 		// later packets of the connection are accepted before NFQUEUE.

@@ -130,7 +130,8 @@ func send(t testing.TB, peer int, b []byte) {
 // TestLoop runs the receive loop against a socket pair and checks every
 // verdict it sends: a queued burst is accepted by batch verdicts that stop
 // before a drop, a lone packet is answered at once, Bypass repeats the
-// packet with the mark unless it came back marked, a message larger than
+// packet with the mark unless it came back marked (then it is a plain,
+// batched accept), a message larger than
 // the buffer is accepted uninspected, a kernel error counts as a failed
 // verdict and a hole in the ids is counted.
 func TestLoop(t *testing.T) {
@@ -183,7 +184,7 @@ func TestLoop(t *testing.T) {
 	send(t, peer, packetMessage(12, []byte("bypass"), 0, 0))
 	want(readVerdicts(t, peer, 1), verdict{typ: msgVerdict, id: 12, verdict: nfRepeat, mark: DefaultBypassMark, hasMark: true})
 	send(t, peer, packetMessage(13, []byte("bypass"), DefaultBypassMark|1, 0))
-	want(readVerdicts(t, peer, 1), verdict{typ: msgVerdict, id: 13, verdict: nfAccept})
+	want(readVerdicts(t, peer, 1), verdict{typ: msgVerdictBatch, id: 13, verdict: nfAccept})
 
 	big := packetMessage(14, bytes.Repeat([]byte("x"), recvBufLen+1000), 0, 0)
 	send(t, peer, big)
@@ -203,11 +204,38 @@ func TestLoop(t *testing.T) {
 	c := q.Counters()
 	for k, v := range map[string]uint64{
 		"packets": 14, "accepted": 14, "dropped": 1, "bypassed": 1, "truncated": 1, "verdict_errors": 1,
-		"id_gaps": 5, "gso": 10, "malformed": 0, "verdict_batches": 4, "read_errors": 0,
+		"id_gaps": 5, "gso": 10, "malformed": 0, "verdict_batches": 5, "read_errors": 0,
 	} {
 		if c[k] != v {
 			t.Errorf("counter %s = %d, want %d (all: %v)", k, c[k], v, c)
 		}
+	}
+}
+
+// TestBypassWithoutKernelRules: without steering rules that know the
+// bypass mark (utmd -q: the caller steers), a Bypass verdict is a plain
+// accept, batched like any: a flow past its inspection depth must not
+// cost a sendto per packet.
+func TestBypassWithoutKernelRules(t *testing.T) {
+	rc, local, peer := socketPair(t)
+	q := newQueue(Config{Queue: queueNum, Batch: 64}, func([]byte) Verdict { return Bypass }, rc)
+	for id := uint32(1); id <= 10; id++ {
+		send(t, peer, packetMessage(id, []byte("past depth"), 0, 0))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.loop(ctx); close(done) }()
+	defer func() {
+		cancel()
+		local.Close()
+		<-done
+	}()
+	got := readVerdicts(t, peer, 1)
+	if want := (verdict{typ: msgVerdictBatch, queue: queueNum, id: 10, verdict: nfAccept}); len(got) != 1 || got[0] != want {
+		t.Fatalf("verdicts %+v, want one batch accept %+v", got, want)
+	}
+	if c := q.Counters(); c["bypassed"] != 0 || c["accepted"] != 10 {
+		t.Errorf("bypassed %d, accepted %d; want 0 and 10 (no kernel bypass without its rules)", c["bypassed"], c["accepted"])
 	}
 }
 
