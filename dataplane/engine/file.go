@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"log/slog"
 	"math/bits"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -378,6 +380,7 @@ type fileReport struct {
 // fileReport): the scan beside the helper ran (scanned) and found f
 // clean, and nothing else reads the digest.
 func (e *Engine) mayDefer(f *fileState, data []byte, complete bool, scanned *scanResult) bool {
+	e.fileDigests() // the current bundle's (it may have been swapped since the file started)
 	if f.unscannable != "" || e.digests.ruleSHA256 {
 		return false
 	}
@@ -742,7 +745,17 @@ type hashJob struct {
 	sync bool    // answer on done once everything before is hashed
 }
 
-func hashLoop(jobs <-chan hashJob, free chan<- *[]byte, synced chan<- struct{}, done, want *hashCount) {
+func hashLoop(log *slog.Logger, jobs <-chan hashJob, free chan<- *[]byte, synced chan<- struct{}, done, want *hashCount) {
+	// Hashing gives way to the traffic: the helper's thread runs at the
+	// lowest priority, on CPU time the engine, the kernel's forwarding and
+	// the office's other work leave over. Nothing waits for it but the
+	// reports (and, when a file's verdict needs the digest, the worker,
+	// which then sleeps and leaves it the CPU), so it cannot starve for
+	// long. The thread stays the helper's (locked) and ends with it.
+	runtime.LockOSThread()
+	if err := lowerThreadPriority(); err != nil {
+		log.Warn("engine: cannot lower the SHA-256 helper's priority; file hashing competes with inspection for CPU", "err", err)
+	}
 	for j := range jobs {
 		if j.h != nil {
 			j.h.Write(j.data)
@@ -774,7 +787,7 @@ func (e *Engine) hashAsync(f *fileState, data []byte, copy bool) {
 			b := make([]byte, 0, hashChunk)
 			hs.free <- &b
 		}
-		go hashLoop(hs.jobs, hs.free, hs.synced, hs.done, hs.want)
+		go hashLoop(e.log, hs.jobs, hs.free, hs.synced, hs.done, hs.want)
 	}
 	f.hashPending = true
 	if !copy {

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +244,58 @@ func TestDeferredReportsUnderMemoryCap(t *testing.T) {
 	}
 	if got[0].FileInfo.Filename != "g0.bin" {
 		t.Errorf("first report %s, want g0.bin", got[0].FileInfo.Filename)
+	}
+}
+
+// niceThreads returns the ids of this process's threads at nice 19.
+func niceThreads(t *testing.T) map[string]bool {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skip("no /proc/self/task:", err)
+	}
+	ids := map[string]bool{}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// Fields after the command (in parentheses): state is field 3,
+		// nice field 19.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 16 && f[16] == "19" {
+			ids[task.Name()] = true
+		}
+	}
+	return ids
+}
+
+// TestHashHelperLowPriority: the SHA-256 helper runs on a thread of its
+// own at the lowest priority (nice 19), so hashing gets the CPU time the
+// traffic leaves; the thread ends when the engine closes.
+func TestHashHelperLowPriority(t *testing.T) {
+	before := niceThreads(t) // helpers of engines closed earlier may still be ending
+	var rec recorder
+	e := New(Config{Sink: &rec}, defaultBundle(t))
+	body := randomBody(300<<10, 7)
+	if _, ev := serve(t, e, &rec, t0, 40000, "n.bin", body); ev.FileInfo.SHA256 != sha256Hex(body) {
+		t.Fatalf("sha256 %s, want %s", ev.FileInfo.SHA256, sha256Hex(body))
+	}
+	var helper []string
+	for id := range niceThreads(t) {
+		if !before[id] {
+			helper = append(helper, id)
+		}
+	}
+	if len(helper) != 1 {
+		t.Fatalf("new threads at nice 19 with the helper running: %v, want exactly one", helper)
+	}
+	e.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for niceThreads(t)[helper[0]] && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if niceThreads(t)[helper[0]] {
+		t.Errorf("the helper's thread %s outlived Close", helper[0])
 	}
 }
