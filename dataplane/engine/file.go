@@ -742,7 +742,7 @@ type hashJob struct {
 	h    hash.Hash
 	data []byte
 	buf  *[]byte // the piece data is in, back to free once hashed; nil: a file's own buffer
-	sync bool    // answer on done once everything before is hashed
+	sync bool    // answer on synced once everything before is hashed
 }
 
 func hashLoop(log *slog.Logger, jobs <-chan hashJob, free chan<- *[]byte, synced chan<- struct{}, done, want *hashCount) {

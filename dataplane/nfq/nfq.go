@@ -141,7 +141,12 @@ type Config struct {
 // between the packets of a download (an ACK's round trip through the
 // client), not the gaps of an idle link. hack/bench/lab, 1 MB downloads
 // with full inspection: 0.57 of the C floor without spinning, 0.59 with
-// 50 us, 0.62 with 100 us, 0.58 with 200 us (same run).
+// 50 us, 0.62 with 100 us, 0.58 with 200 us (same run). The price is paid
+// where the CPU is short: the lab's short-flows row, whose client and
+// server share the VM's two vCPUs with the box, loses 10-15% (a spinning
+// CPU never goes idle, so the scheduler does not move their work to it).
+// A box does not run its office's clients; a board that must save power
+// sets 0 (utmd --queue-spin 0).
 const DefaultSpin = 100 * time.Microsecond
 
 // Queue is an open NFQUEUE.
