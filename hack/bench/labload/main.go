@@ -161,18 +161,22 @@ func cps(args []string) {
 	fs.Parse(args)
 	addr := fs.Arg(0)
 	var done, failed atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
-	defer cancel()
 	start := time.Now()
+	end := start.Add(*dur)
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
 	var wg sync.WaitGroup
 	for range *conc {
 		wg.Go(func() {
 			var b [1]byte
 			d := net.Dialer{Timeout: 2 * time.Second}
-			for ctx.Err() == nil {
+			// The loop watches the clock, not ctx.Err(): a dial past the
+			// deadline fails at once, before ctx's timer has fired, and
+			// would spin counting failures until it does.
+			for time.Now().Before(end) {
 				c, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
-					if ctx.Err() == nil {
+					if time.Now().Before(end) {
 						failed.Add(1)
 					}
 					continue
