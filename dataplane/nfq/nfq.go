@@ -54,9 +54,12 @@
 // before the next packet is read; the spin takes the packet at once.
 // It is adaptive: the reader measures every wait, and spins only while
 // most recent waits were shorter than Spin (spinCredit), so an idle or
-// lightly loaded box sleeps at once and burns no CPU. Before it sleeps
-// the reader calls Config.Idle, which may ask to be woken after a while
-// (a read deadline) for work that waits on time, not on packets.
+// lightly loaded box sleeps at once and burns no CPU, and not while the
+// kernel's CPU pressure says tasks already wait for CPUs (cpuPressure:
+// then the spin takes the CPU from the work that feeds the queue, or from
+// the engine's helpers). Before it sleeps the reader calls Config.Idle,
+// which may ask to be woken after a while (a read deadline) for work that
+// waits on time, not on packets.
 //
 // Cost: no allocation per packet (TestNoAllocs); per datagram one
 // recvfrom, and one sendto per verdict message or, with Batch, per batch
@@ -144,9 +147,10 @@ type Config struct {
 // 50 us, 0.62 with 100 us, 0.58 with 200 us (same run). The price is paid
 // where the CPU is short: the lab's short-flows row, whose client and
 // server share the VM's two vCPUs with the box, loses 10-15% (a spinning
-// CPU never goes idle, so the scheduler does not move their work to it).
-// A box does not run its office's clients; a board that must save power
-// sets 0 (utmd --queue-spin 0).
+// CPU never goes idle, so the scheduler does not move their work to it);
+// the CPU-pressure gate (cpuPressure) wins back about half of that. A box
+// does not run its office's clients; a board that must save power sets 0
+// (utmd --queue-spin 0).
 const DefaultSpin = 100 * time.Microsecond
 
 // Queue is an open NFQUEUE.
@@ -165,7 +169,7 @@ type Queue struct {
 	tookOver atomic.Bool
 
 	packets, accepted, dropped, errs, verdictErrs atomic.Uint64
-	bypassed, idGaps, batches, spins              atomic.Uint64
+	bypassed, idGaps, batches, spins, cpuShort    atomic.Uint64
 	truncated, malformed, gso, capped             atomic.Uint64
 	lastErrLog                                    atomic.Int64
 
@@ -184,6 +188,7 @@ type Queue struct {
 	// spin and falls with each longer one; the reader spins while it is
 	// positive. slept is when the reader went to sleep (0: it did not).
 	spinCredit int
+	cpu        cpuPressure // no spinning while the CPU is short
 	slept      int64
 	deadline   bool // a read deadline for Idle is set
 	lastID     uint32
@@ -271,6 +276,7 @@ func newQueue(cfg Config, h func([]byte) Verdict, rc syscall.RawConn) *Queue {
 	q := &Queue{cfg: cfg, h: h, log: cfg.Logger, bound: make(chan struct{}), rc: rc,
 		buf: make([]byte, recvBufLen), out: make([]byte, 0, 4*markedVerdictLen)}
 	q.spin = max(int64(cfg.Spin), 0)
+	q.cpu.path = "/proc/pressure/cpu"
 	q.readFn = q.readFD
 	q.sendFn = q.sendFD
 	return q
@@ -301,14 +307,17 @@ func (q *Queue) readFD(fd uintptr) bool {
 			}
 			if q.spinCredit > 0 {
 				now := monotime()
-				if spinFrom == 0 {
+				switch {
+				case spinFrom == 0 && !q.cpu.isShort(now):
 					spinFrom = now
 					continue
-				}
-				if now-spinFrom < q.spin {
+				case spinFrom == 0:
+					q.cpuShort.Add(1) // sleep: tasks wait for CPUs already
+				case now-spinFrom < q.spin:
 					continue
+				default:
+					q.scoreWait(now - spinFrom) // the spin was in vain
 				}
-				q.scoreWait(now - spinFrom) // the spin was in vain
 			}
 			if q.cfg.Idle != nil {
 				q.idle()
@@ -682,7 +691,8 @@ func (q *Queue) Counters() map[string]uint64 {
 		"bypassed":        q.bypassed.Load(),
 		"id_gaps":         q.idGaps.Load(),
 		"verdict_batches": q.batches.Load(),
-		"spin_hits":       q.spins.Load(), // datagrams taken while polling an empty socket instead of sleeping
+		"spin_hits":       q.spins.Load(),    // datagrams taken while polling an empty socket instead of sleeping
+		"spin_cpu_short":  q.cpuShort.Load(), // sleeps without a spin because tasks waited for CPUs (PSI)
 		"truncated":       q.truncated.Load(),
 		"malformed":       q.malformed.Load(),
 		"gso":             q.gso.Load(),
