@@ -100,7 +100,7 @@ func engineMix(b testing.TB, copies int) []testpcap.Packet {
 	}
 	hellos := map[string]tlstest.Handshake{}
 	for _, h := range hosts {
-		hellos[h] = tlstest.Record(b, tls.VersionTLS12, h)
+		hellos[h] = tlstest.RecordWith(b, tls.VersionTLS12, h, tlstest.SiteCert(b, h))
 	}
 	tr := testpcap.NewTrace(start)
 	for c := 0; c < copies; c++ {

@@ -79,11 +79,67 @@ func testCert(t testing.TB) (tls.Certificate, *x509.Certificate) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}, c
 }
 
+// SiteCert returns a chain like a public web server's: a leaf for host
+// with a 16-byte random serial (public CAs use 16-20 random bytes), issued
+// by an intermediate CA, both sent in the handshake; the root that signed
+// the intermediate is not.
+func SiteCert(t testing.TB, host string) tls.Certificate {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	serial := func() *big.Int {
+		b := make([]byte, 16)
+		rand.Read(b)
+		b[0] = b[0]&0x7f | 0x01 // positive, 16 bytes in DER
+		return new(big.Int).SetBytes(b)
+	}
+	create := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, priv *ecdsa.PrivateKey) (*x509.Certificate, []byte) {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, der
+	}
+	from, until := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	rootKey, caKey, leafKey := newKey(), newKey(), newKey()
+	rootTmpl := &x509.Certificate{SerialNumber: serial(), NotBefore: from, NotAfter: until.AddDate(10, 0, 0),
+		Subject: pkix.Name{Country: []string{"US"}, Organization: []string{"Example Trust Services LLC"}, CommonName: "Example Root R1"},
+		IsCA:    true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	ca, caDER := create(&x509.Certificate{SerialNumber: serial(), NotBefore: from, NotAfter: until.AddDate(3, 0, 0),
+		Subject: pkix.Name{Country: []string{"US"}, Organization: []string{"Example Trust Services LLC"}, CommonName: "Example TLS CA 1D4"},
+		IsCA:    true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}, rootTmpl, &caKey.PublicKey, rootKey)
+	leaf, leafDER := create(&x509.Certificate{SerialNumber: serial(), NotBefore: from, NotAfter: until,
+		Subject:  pkix.Name{CommonName: host},
+		DNSNames: []string{host, "*." + host}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, &leafKey.PublicKey, caKey)
+	return tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey, Leaf: leaf}
+}
+
 // Record runs crypto/tls client and server over net.Pipe and records
-// both sides, ending with a little application data from the client.
+// both sides, ending with a little application data from the client. The
+// server presents a self-signed certificate (Subject, Serial).
 func Record(t testing.TB, version uint16, sni string) Handshake {
 	t.Helper()
-	cert, leaf := testCert(t)
+	cert, _ := testCert(t)
+	return RecordWith(t, version, sni, cert)
+}
+
+// RecordWith is Record with the server presenting cert.
+func RecordWith(t testing.TB, version uint16, sni string, cert tls.Certificate) Handshake {
+	t.Helper()
+	leaf := cert.Leaf
 	a, b := net.Pipe()
 	cc, sc := &recConn{Conn: a}, &recConn{Conn: b}
 	var hello *tls.ClientHelloInfo
