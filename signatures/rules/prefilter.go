@@ -22,7 +22,9 @@ import (
 // content, ties to the first; a chopped fast_pattern:offset,length uses
 // that slice) and is indexed under the buffer that content inspects. Each
 // buffer's bucket compiles its fast patterns into one Hyperscan database
-// (package literal) and, for short buffers, one Aho-Corasick DFA (ac.go):
+// (package literal; a pattern that can sit at one offset only goes to a
+// table instead, anchored.go) and, for short buffers, one Aho-Corasick
+// DFA (ac.go):
 // Match runs each present buffer through one of them once (Hyperscan for
 // buffers of litMin bytes or more), marks the rules of the patterns found
 // in a bitset, then verifies the marked rules in load order (protocol,
@@ -73,6 +75,7 @@ type bucket struct {
 
 	litPat []int32   // Hyperscan id -> pattern id
 	runs   []runScan // patterns of one repeated byte, kept out of lit
+	anch   *anchored // patterns with one possible offset, kept out of lit; nil: none
 
 	split [2]*portSplit // per direction (vToServer, vToClient): sub-buckets by port (portsplit.go); nil: none
 }
@@ -481,7 +484,12 @@ func (b *bucket) compile(g *literal.Group, short bool) {
 	b.npats = len(pats)
 	if g != nil {
 		var lp []literal.Pattern
+		var fixed []anchoredPat
 		for i, p := range pats {
+			if w := b.runWindow(p, int32(i), lists[i]); w.hi >= 0 && w.hi-w.lo == len(p.pat) {
+				fixed = append(fixed, anchoredPat{pat: p, id: int32(i), off: w.lo})
+				continue
+			}
 			lit := trimRun(p.pat)
 			if len(lit) == 1 {
 				b.runs = append(b.runs, b.runWindow(p, int32(i), lists[i]))
@@ -499,6 +507,8 @@ func (b *bucket) compile(g *literal.Group, short bool) {
 		}
 		if b.lit == nil {
 			b.runs, b.litPat = nil, nil
+		} else {
+			b.anch = buildAnchored(fixed)
 		}
 	}
 	if b.lit == nil || short {
@@ -740,6 +750,9 @@ func (b *bucket) litHits(data []byte, sc *scratch) bool {
 		b.mark(b.litPat[id], sc)
 	}
 	any := len(ids) > 0
+	if b.anch != nil && b.anch.hits(b, data, sc) {
+		any = true
+	}
 	for i := range b.runs {
 		rs := &b.runs[i]
 		hi := len(data)
