@@ -50,14 +50,14 @@ func buildAnchored(ps []anchoredPat) *anchored {
 	for _, p := range ps {
 		second := int16(-1)
 		if len(p.pat.pat) > 1 {
-			second = int16(foldByte(p.pat.pat[1]))
+			second = int16(fold(p.pat.pat[1]))
 		}
 		byOff[p.off] = append(byOff[p.off], anchorEnt{second: second, pat: int32(len(a.pats)), id: p.id})
 		a.pats = append(a.pats, p.pat)
 	}
 	for off, ents := range byOff {
 		at := anchorAt{off: off, ents: ents}
-		firstOf := func(e anchorEnt) byte { return foldByte(a.pats[e.pat].pat[0]) }
+		firstOf := func(e anchorEnt) byte { return fold(a.pats[e.pat].pat[0]) }
 		slices.SortStableFunc(at.ents, func(x, y anchorEnt) int {
 			if fx, fy := firstOf(x), firstOf(y); fx != fy {
 				return int(fx) - int(fy)
@@ -84,10 +84,10 @@ func (a *anchored) hits(b *bucket, data []byte, sc *scratch) bool {
 		if at.off >= len(data) {
 			break
 		}
-		c := foldByte(data[at.off])
+		c := fold(data[at.off])
 		second := int16(-2) // no second byte: only one-byte patterns can be there
 		if at.off+1 < len(data) {
-			second = int16(foldByte(data[at.off+1]))
+			second = int16(fold(data[at.off+1]))
 		}
 		for _, e := range at.ents[at.first[c]:at.first[int(c)+1]] {
 			if e.second >= 0 && e.second != second || !a.pats[e.pat].confirm(data, at.off) {
@@ -98,12 +98,4 @@ func (a *anchored) hits(b *bucket, data []byte, sc *scratch) bool {
 		}
 	}
 	return any
-}
-
-// foldByte lowercases an ASCII letter.
-func foldByte(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
