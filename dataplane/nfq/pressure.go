@@ -4,6 +4,7 @@ package nfq
 
 import (
 	"bytes"
+	"errors"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,10 +53,13 @@ func (p *cpuPressure) isShort(now int64) bool {
 	if p.none || (p.at != 0 && now-p.at < cpuPressureEvery) {
 		return p.short
 	}
-	total, ok := p.read()
-	if !ok {
-		p.none, p.short = true, false
-		return false
+	total, err := p.read()
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+			p.none, p.short = true, false // no PSI: never again
+		}
+		p.at = now // anything else: try again next period, meanwhile as before
+		return p.short
 	}
 	if p.at != 0 && now > p.at {
 		x := max(total-p.total, 0) * 1e6 / (now - p.at) // us*1e6/ns: per mille
@@ -78,18 +82,24 @@ func (p *cpuPressure) isShort(now int64) bool {
 // read returns the "some" line's total. It opens the file each time (three
 // syscalls every cpuPressureEvery at most): no descriptor to share with
 // Close.
-func (p *cpuPressure) read() (int64, bool) {
+func (p *cpuPressure) read() (int64, error) {
 	fd, err := unix.Open(p.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
 	n, err := unix.Read(fd, p.buf[:])
 	unix.Close(fd)
-	if err != nil || n <= 0 {
-		return 0, false
+	if err != nil {
+		return 0, err
 	}
-	return someTotal(p.buf[:n])
+	v, ok := someTotal(p.buf[:max(n, 0)])
+	if !ok {
+		return 0, errUnreadablePSI
+	}
+	return v, nil
 }
+
+var errUnreadablePSI = errors.New("nfq: unreadable CPU pressure file")
 
 // someTotal parses "some avg10=... total=N" out of a PSI file.
 func someTotal(b []byte) (int64, bool) {

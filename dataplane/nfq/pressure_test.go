@@ -99,6 +99,15 @@ func TestCPUPressure(t *testing.T) {
 	if none.isShort(now) || !none.none || none.isShort(now+time.Second.Nanoseconds()) {
 		t.Fatal("without a pressure file the CPU must never be short")
 	}
+	// An unreadable file (a transient failure) keeps the last state and
+	// is tried again the next period; only a missing file turns PSI off.
+	f.set(t, total)
+	was := p.short
+	os.WriteFile(string(f), []byte("garbage\n"), 0o644)
+	now += cpuPressureEvery
+	if p.isShort(now) != was || p.none {
+		t.Fatalf("after an unreadable reading: short %v (was %v), none %v; want unchanged, PSI still on", p.short, was, p.none)
+	}
 	for _, bad := range []string{"", "full total=5\n", "some avg10=0.00\n", "some total=\n", "some total=99999999999999999999999\n"} {
 		if _, ok := someTotal([]byte(bad)); ok {
 			t.Errorf("someTotal(%q) ok, want a refusal", bad)
