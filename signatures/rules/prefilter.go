@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/bits"
@@ -759,7 +760,7 @@ func (b *bucket) litHits(data []byte, sc *scratch) bool {
 		if rs.hi >= 0 {
 			hi = min(hi, rs.hi)
 		}
-		if find(data, rs.pat.pat, rs.pat.nocase, rs.lo, hi) >= 0 {
+		if hasRun(data, rs.pat.pat, rs.pat.nocase, rs.lo, hi) {
 			b.mark(rs.id, sc)
 			any = true
 		}
@@ -789,6 +790,48 @@ func (b *bucket) runWindow(p acPattern, id int32, rules []int32) runScan {
 		}
 	}
 	return rs
+}
+
+// hasRun reports whether data[lo:hi] holds run, n bytes c in a row
+// (folded when nocase: c is then lowercase). It jumps from one c to the
+// next with bytes.IndexByte (memchr speed where c is absent, the common
+// case: a body without "&" is passed over in one sweep) and measures the
+// run each starts, so a long run ("|00|" x 20, 44 "B"s) costs one step
+// per occurrence of its byte instead of bytes.Index's comparison of the
+// whole pattern there. A caseless letter, rare, reads every byte.
+func hasRun(data, run []byte, nocase bool, lo, hi int) bool {
+	c, n := run[0], len(run)
+	if lo < 0 || hi > len(data) || hi-lo < n {
+		return false
+	}
+	d := data[:hi]
+	if nocase && 'a' <= c && c <= 'z' {
+		k := 0
+		for _, x := range d[lo:] {
+			if fold(x) != c {
+				k = 0
+			} else if k++; k >= n {
+				return true
+			}
+		}
+		return false
+	}
+	for p := lo; p <= len(d)-n; {
+		i := bytes.IndexByte(d[p:], c)
+		if i < 0 {
+			return false
+		}
+		q := p + i
+		r := q + 1
+		for r < len(d) && d[r] == c {
+			r++
+		}
+		if r-q >= n {
+			return true
+		}
+		p = r + 1 // d[r] is not c
+	}
+	return false
 }
 
 // trimRun returns the part of pattern pat the Hyperscan database looks
@@ -874,9 +917,15 @@ func (r *Rule) fastPattern() ([]byte, bool) {
 	return c.pat, c.nocase
 }
 
-// selectFastPattern sets r.pre: the positive content marked fast_pattern,
-// else the longest positive content (ties to the first); nil when the rule
-// has no positive content. It runs once the contents are final.
+// selectFastPattern sets r.pre as Suricata chooses it: the positive
+// content marked fast_pattern, else among the positive contents of the
+// highest-priority buffers (every application buffer before the payload,
+// http_method, http_stat_code and http_stat_msg) the longest, then the most
+// varied (patternStrength), then one of those three before the payload,
+// then the first; nil when the rule has no positive content. A method
+// ("GET") or a status code is thus the fast pattern only of rules with
+// nothing else to look for: with it, every request verified those rules.
+// It runs once the contents are final.
 func (r *Rule) selectFastPattern() {
 	r.pre = nil
 	for i := range r.contents {
@@ -885,12 +934,49 @@ func (r *Rule) selectFastPattern() {
 			return
 		}
 	}
+	lowPrio := func(b Buffer) bool {
+		return b == BufPayload || b == BufHTTPMethod || b == BufHTTPStatCode || b == BufHTTPStatMsg
+	}
+	better := func(c, than *content) bool {
+		if lc, lt := lowPrio(c.buf), lowPrio(than.buf); lc != lt {
+			return lt
+		}
+		if len(c.pat) != len(than.pat) {
+			return len(c.pat) > len(than.pat)
+		}
+		if sc, st := patternStrength(c.pat), patternStrength(than.pat); sc != st {
+			return sc > st
+		}
+		return c.buf != BufPayload && than.buf == BufPayload
+	}
 	for i := range r.contents {
 		c := &r.contents[i]
-		if !c.negate && (r.pre == nil || len(c.pat) > len(r.pre.pat)) {
+		if !c.negate && (r.pre == nil || better(c, r.pre)) {
 			r.pre = c
 		}
 	}
+}
+
+// patternStrength is Suricata's score of how varied pat is: 3 for a new
+// letter, 4 for a new printable byte, NUL, 0x01 or 0xff, 6 for any other
+// new byte, 1 for a byte seen before.
+func patternStrength(pat []byte) int {
+	var seen [256]bool
+	s := 0
+	for _, c := range pat {
+		switch {
+		case seen[c]:
+			s++
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			s += 3
+		case ' ' <= c && c <= '~' || c == 0 || c == 1 || c == 0xff:
+			s += 4
+		default:
+			s += 6
+		}
+		seen[c] = true
+	}
+	return s
 }
 
 // fastPatternOpt handles "fast_pattern", "fast_pattern:only" (legacy: the

@@ -275,6 +275,12 @@ func TestFastPattern(t *testing.T) {
 			{`content:!"longest-negated"; content:"ab";`, "ab"},
 			{`content:!"negated"; fast_pattern; content:"ab";`, "ab"}, // a negated content is never one
 			{`content:"ABC"; fast_pattern; nocase; content:"longer";`, "abc"},
+			{`content:"aaaa"; content:"ab|00|c";`, "ab\x00c"},                                // same length: the more varied
+			{`content:"a-longer-payload"; content:"ab"; http_uri;`, "ab"},                    // an application buffer first
+			{`content:"POST"; http_method; content:".jpg"; http_uri;`, ".jpg"},               // the method last
+			{`content:"POST"; http_method; content:"x"; http_uri; content:"abcdefgh";`, "x"}, // even when shorter
+			{`content:"200"; http_stat_code; content:"OK"; http_stat_msg;`, "200"},           // both low: the longest
+			{`content:"xyz"; content:"GET"; http_method;`, "GET"},                            // a full tie: not the payload
 		}
 		for _, c := range sel {
 			s := load(t, `alert tcp any any -> any any (`+c.rule+` sid:1;)`)
@@ -630,4 +636,36 @@ func TestRunPatternsAgainstBruteForce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHasRun: the strided search for a run of one byte agrees with
+// searching the window for the whole run, case folded or not, on data made
+// of runs of every length around the pattern's, cut anywhere.
+func TestHasRun(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	for i := range 20000 {
+		var data []byte
+		for len(data) < r.Intn(60) {
+			c := []byte{'b', 'B', 'x', 0}[r.Intn(4)]
+			data = append(data, bytes.Repeat([]byte{c}, 1+r.Intn(7))...)
+		}
+		n := 1 + r.Intn(6)
+		nocase := i%2 == 0
+		c := byte('b')
+		if i%5 == 0 {
+			c = 0
+		}
+		run := bytes.Repeat([]byte{c}, n)
+		lo := r.Intn(len(data) + 2)
+		hi := lo + r.Intn(len(data)+2)
+		want := false
+		if w := data[min(lo, len(data)):min(hi, len(data))]; nocase {
+			want = bytes.Contains(bytes.ToLower(w), run)
+		} else {
+			want = bytes.Contains(w, run)
+		}
+		if got := hasRun(data, run, nocase, lo, min(hi, len(data))); got != want {
+			t.Fatalf("hasRun(%q, %q, nocase %v, %d, %d) = %v, want %v", data, run, nocase, lo, hi, got, want)
+		}
+	}
 }
