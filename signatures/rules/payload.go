@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -399,7 +400,26 @@ func (p *ruleParser) buildLists() error {
 		}
 		r.lists = append(r.lists, inspList{buf: b, elems: es})
 	}
+	// Every list must match, each on its own buffer, so their order is
+	// free: the ones without a pcre go first, as a failed content there
+	// spares the regex (ET's ".exe" URI rules fail on a header content
+	// after their URI pcre, 0.3-0.9 us each). byte_extract variables may
+	// cross lists: those rules keep the buffer order.
+	if r.nvars == 0 {
+		slices.SortStableFunc(r.lists, func(a, b inspList) int { return cmp.Compare(a.pcres(), b.pcres()) })
+	}
 	return nil
+}
+
+// pcres returns how many regexes l runs.
+func (l *inspList) pcres() int {
+	n := 0
+	for i := range l.elems {
+		if l.elems[i].kind == ePcre {
+			n++
+		}
+	}
+	return n
 }
 
 // setsOffset reports whether e moves the list's position.

@@ -461,3 +461,47 @@ func benchRetries(b *testing.B, early bool, tail string) {
 		}
 	}
 }
+
+// TestListOrder: a rule's buffer lists are verified without a regex first
+// (a failed header content spares the URI pcre), except when byte_extract
+// variables could cross lists; the order changes no result.
+func TestListOrder(t *testing.T) {
+	s := load(t, `alert http any any -> any any (msg:"exe"; content:".exe"; http_uri; pcre:"/\/[a-z]\.exe$/U"; content:"Mozilla/4.0"; http_header; sid:1;)
+alert http any any -> any any (msg:"vars"; content:"n="; byte_extract:1,0,len,relative,string,dec; pcre:"/n=\d/"; content:"/x"; http_uri; sid:2;)`)
+	order := func(sid int) []Buffer {
+		for _, r := range s.Rules() {
+			if r.SID == sid {
+				var bs []Buffer
+				for _, l := range r.lists {
+					bs = append(bs, l.buf)
+				}
+				return bs
+			}
+		}
+		return nil
+	}
+	if got := order(1); !slices.Equal(got, []Buffer{BufHTTPHeader, BufHTTPURI}) {
+		t.Errorf("sid 1 lists %v, want the header's (no pcre) before the URI's", got)
+	}
+	if got := order(2); !slices.Equal(got, []Buffer{BufPayload, BufHTTPURI}) {
+		t.Errorf("sid 2 lists %v, want the buffer order (byte_extract)", got)
+	}
+	for _, c := range []struct {
+		uri, header string
+		want        bool
+	}{
+		{"/a.exe", "User-Agent: Mozilla/4.0 (compatible)\r\n", true},
+		{"/a.exe", "User-Agent: Mozilla/5.0\r\n", false},
+		{"/ab.exe", "User-Agent: Mozilla/4.0\r\n", false},
+	} {
+		in := bufsIn(map[Buffer]string{BufHTTPURI: c.uri, BufHTTPHeader: c.header})
+		got := len(s.Match(in, nil)) == 1
+		if got != c.want {
+			t.Errorf("uri %q header %q: matched %v, want %v", c.uri, c.header, got, c.want)
+		}
+	}
+	in := bufsIn(map[Buffer]string{BufPayload: "n=5", BufHTTPURI: "/x"})
+	if m := s.Match(in, nil); len(m) != 1 || m[0].SID != 2 {
+		t.Errorf("sid 2 did not match its input: %v", m)
+	}
+}
