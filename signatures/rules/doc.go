@@ -57,7 +57,8 @@
 //
 // Matching: every rule is indexed under the buffer of its fast pattern
 // (the content marked fast_pattern, chopped by fast_pattern:offset,length,
-// else its longest positive content), and within the buffer by transport
+// else as Suricata: the longest positive content of an application buffer,
+// else of the payload, method or status), and within the buffer by transport
 // (TCP, UDP, other) and direction (to server, to client), as Suricata's
 // signature group heads; each such bucket's fast patterns are compiled
 // into a Hyperscan database (package literal, libvectorscan: the matcher

@@ -19,19 +19,19 @@ import (
 // The prefilter finds, for one Input, the few rules worth verifying.
 //
 // Every rule with a positive content has one fast pattern (chosen as
-// Suricata does: the content marked fast_pattern, else the longest positive
-// content, ties to the first; a chopped fast_pattern:offset,length uses
-// that slice) and is indexed under the buffer that content inspects. Each
-// buffer's bucket compiles its fast patterns into one Hyperscan database
-// (package literal; a pattern that can sit at one offset only goes to a
-// table instead, anchored.go) and, for short buffers, one Aho-Corasick
-// DFA (ac.go):
-// Match runs each present buffer through one of them once (Hyperscan for
-// buffers of litMin bytes or more), marks the rules of the patterns found
-// in a bitset, then verifies the marked rules in load order (protocol,
-// flow and header first, then every content list). The cost is one scan
-// per buffer plus the candidates' verification, whatever the number of
-// rules. Buckets of fewer than acMinRules rules skip both and search each
+// Suricata does, selectFastPattern: the content marked fast_pattern, else
+// the longest positive content of the highest-priority buffers; a chopped
+// fast_pattern:offset,length uses that slice) and is indexed under the
+// buffer that content inspects. Each buffer's bucket compiles its fast
+// patterns into one Hyperscan database (package literal; a pattern that can
+// sit at one offset only goes to a table instead, anchored.go) and, for
+// short buffers, one Aho-Corasick DFA (ac.go): Match runs each present
+// buffer through one of them once (Hyperscan for buffers of litMin bytes
+// or more), marks the rules of the patterns found in a bitset, then
+// verifies the marked rules in load order (protocol, flow and header
+// first, then every content list). The cost is one scan per buffer plus
+// the candidates' verification, whatever the number of rules. Buckets of
+// fewer than acMinRules rules skip both and search each
 // pattern directly. A Hyperscan failure (no memory) falls back to
 // verifying every rule of the bucket: slower, never a missed match.
 //
