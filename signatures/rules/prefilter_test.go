@@ -277,7 +277,7 @@ func TestFastPattern(t *testing.T) {
 			{`content:"ABC"; fast_pattern; nocase; content:"longer";`, "abc"},
 			{`content:"aaaa"; content:"ab|00|c";`, "ab\x00c"},                                // same length: the more varied
 			{`content:"a-longer-payload"; content:"ab"; http_uri;`, "ab"},                    // an application buffer first
-			{`content:"POST"; http_method; content:".jpg"; http_uri;`, ".jpg"},               // the method last
+			{`content:"POST"; http_method; content:".jpg"; http_uri;`, ".jpg"},               // not the method (the URI's is also more varied)
 			{`content:"POST"; http_method; content:"x"; http_uri; content:"abcdefgh";`, "x"}, // even when shorter
 			{`content:"200"; http_stat_code; content:"OK"; http_stat_msg;`, "200"},           // both low: the longest
 			{`content:"xyz"; content:"GET"; http_method;`, "GET"},                            // a full tie: not the payload
@@ -638,9 +638,10 @@ func TestRunPatternsAgainstBruteForce(t *testing.T) {
 	})
 }
 
-// TestHasRun: the strided search for a run of one byte agrees with
-// searching the window for the whole run, case folded or not, on data made
-// of runs of every length around the pattern's, cut anywhere.
+// TestHasRun: the search for a run of one byte (memchr jumps, or a byte
+// walk for a caseless letter) agrees with searching the window for the
+// whole run, case folded or not, on data made of runs of every length
+// around the pattern's, cut anywhere.
 func TestHasRun(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	for i := range 20000 {
