@@ -269,7 +269,7 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 	ev.TLS = st.tlsMeta() // tls.go
 	if st.app == appSMTP || st.app == appPOP3 || st.app == appIMAP {
 		if st.mailOn {
-			ev.Email = st.mailHdr.email()
+			ev.Email = st.msg.hdr.email()
 		}
 	}
 	return ev

@@ -239,6 +239,7 @@ type Engine struct {
 	}
 	streamMem stream.Budget
 	pool      sync.Pool // *flowState
+	msgPool   sync.Pool // *msgFlow
 	releaseFn func(*flow.Flow)
 }
 

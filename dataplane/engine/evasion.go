@@ -80,7 +80,7 @@ func (st *flowState) gap(d, n int) {
 		}
 	}
 	if st.app == appSMTP || st.app == appPOP3 || st.app == appIMAP {
-		st.mfile.gap = st.mfile.active
+		st.msg.file.gap = st.msg.file.active
 		st.endMail(false)
 	}
 	st.app = appOpaque
@@ -98,7 +98,7 @@ func (e *Engine) closeStreams(st *flowState) {
 	case appHTTP:
 		st.http.Close()
 	case appSMTP, appPOP3, appIMAP:
-		st.mail.Close() // an open message ends incomplete and is scanned
+		st.msg.mail.Close() // an open message ends incomplete and is scanned
 	}
 }
 

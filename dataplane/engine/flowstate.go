@@ -90,15 +90,10 @@ type flowState struct {
 
 	hello tlshello.Parser // TLS handshake (tls.go)
 
-	mailOn  bool     // a mail message is (or was last) in transfer: mailHdr is its
-	mailHdr mailMeta // the message's envelope and header fields (mail.go)
-	mail    mail.Parser
-	mime    mime.Parser // the message in transfer, or an HTTP multipart upload
-	mailR   mailRecv
-	mimeR   mimeRecv
-	mailDir int       // direction of the message in transfer
-	mailTLS bool      // STARTTLS accepted: the rest is encrypted
-	mfile   fileState // the MIME part in transfer
+	msg     *msgFlow // mail session or multipart upload state; nil until one starts (st.message)
+	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
+	mailDir int      // direction of the message in transfer
+	mailTLS bool     // STARTTLS accepted: the rest is encrypted
 
 	upMIME    bool                  // the request body in transfer is multipart: parts go to mime
 	dec       [2]contentenc.Decoder // Content-Encoding per direction (http.go)
@@ -107,6 +102,35 @@ type flowState struct {
 	encErr    [2]string       // why the coming body cannot be decoded
 	rangeFrom [2]int64        // Content-Range start of the coming body
 	expect    [2]int64        // its Content-Length when it is the file's size
+}
+
+// msgFlow is the state of a flow that carries messages: a mail session
+// (SMTP, POP3, IMAP) or an HTTP multipart upload. Few flows do, and its
+// parsers are most of what a flow state would weigh (about 10 of 14 KB,
+// kept for every flow of the table, a SYN flood's included), so a flow
+// takes one from the engine's pool when it first needs it (message) and
+// gives it back when it ends.
+type msgFlow struct {
+	hdr   mailMeta // the message's envelope and header fields (mail.go)
+	mail  mail.Parser
+	mime  mime.Parser // the message in transfer, or the multipart upload
+	mailR mailRecv
+	mimeR mimeRecv
+	file  fileState // the MIME part in transfer
+}
+
+// message returns the flow's message state, taking one from the pool on
+// first use.
+func (st *flowState) message() *msgFlow {
+	if st.msg == nil {
+		m, _ := st.e.msgPool.Get().(*msgFlow)
+		if m == nil {
+			m = &msgFlow{}
+		}
+		m.mailR, m.mimeR = mailRecv{st}, mimeRecv{st}
+		st.msg = m
+	}
+	return st.msg
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -127,7 +151,6 @@ func (e *Engine) newFlowState(f *flow.Flow) *flowState {
 		st = &flowState{e: e}
 		st.recv[0] = dirRecv{st, 0}
 		st.recv[1] = dirRecv{st, 1}
-		st.mailR, st.mimeR = mailRecv{st}, mimeRecv{st}
 		for d := range st.decOut {
 			f := &st.file[d]
 			st.decOut[d] = func(b []byte) { e.fileData(f, b) }
@@ -156,7 +179,13 @@ func (e *Engine) release(f *flow.Flow) {
 	for d := range st.file {
 		e.dropFile(&st.file[d])
 	}
-	e.dropFile(&st.mfile)
+	if m := st.msg; m != nil {
+		e.dropFile(&m.file)
+		m.hdr.reset()
+		m.mailR, m.mimeR = mailRecv{}, mimeRecv{}
+		e.msgPool.Put(m)
+		st.msg = nil
+	}
 	st.closeDecoder(0)
 	st.closeDecoder(1)
 	st.upMIME = false
@@ -176,7 +205,6 @@ func (e *Engine) release(f *flow.Flow) {
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
 	st.mailOn, st.mailTLS, st.mailDir = false, false, 0
-	st.mailHdr.reset()
 	e.pool.Put(st)
 }
 
@@ -311,7 +339,7 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 			// until the file's verdict.
 			st.http.Close()
 		case appSMTP, appPOP3, appIMAP:
-			st.mail.Close()
+			st.msg.mail.Close()
 		}
 	}
 }
@@ -331,7 +359,8 @@ func (st *flowState) data(d int, b []byte) {
 			// Mail servers speak first.
 			if app, proto, ok := mailProto(b, st.f.Server.Port()); ok {
 				st.app = app
-				st.mail.Init(proto, &st.mailR)
+				m := st.message()
+				m.mail.Init(proto, &m.mailR)
 				e.stats.Mail.Sessions.Add(1)
 				break
 			}
@@ -347,12 +376,12 @@ func (st *flowState) data(d int, b []byte) {
 	case appHTTP:
 		st.http.Feed(http1.Dir(d), b)
 	case appSMTP, appPOP3, appIMAP:
-		st.mail.Feed(mail.Dir(d), b) // mail.go
-		if st.mail.Broken() {
+		st.msg.mail.Feed(mail.Dir(d), b) // mail.go
+		if st.msg.mail.Broken() {
 			e.stats.Mail.Broken.Add(1)
 			st.endMail(false)
 			st.app = appOpaque
-		} else if st.mail.Encrypted() {
+		} else if st.msg.mail.Encrypted() {
 			st.app = appOpaque // TLS from here: inspected to the stream depth, then bypassed
 		}
 	case appTLS:

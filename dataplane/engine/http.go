@@ -67,7 +67,7 @@ func (st *flowState) Request(r *http1.Request) {
 		if ct := r.ContentType; hasMediaType(ct, "multipart/") {
 			// The form's files are extracted part by part (mail.go's
 			// mimeRecv); the raw body is still kept for the body rules.
-			if err := st.mime.InitMultipart(&st.mimeR, mime.Limits{}, string(ct)); err == nil {
+			if m := st.message(); m.mime.InitMultipart(&m.mimeR, mime.Limits{}, string(ct)) == nil {
 				st.upMIME, st.mailDir = true, 0
 			}
 		}
@@ -206,7 +206,7 @@ func (st *flowState) Body(d http1.Dir, data []byte) {
 		f.expect = st.expect[d]
 	}
 	if d == http1.ToServer && st.upMIME {
-		st.mime.Write(data)
+		st.msg.mime.Write(data)
 	}
 	if st.decOn[d] {
 		if err := st.dec[d].Write(data); err != nil {
@@ -228,8 +228,8 @@ func (st *flowState) BodyEnd(d http1.Dir, complete bool) {
 	}
 	if d == http1.ToServer && st.upMIME {
 		st.upMIME = false
-		st.mime.Close()
-		if mf := &st.mfile; mf.active {
+		st.msg.mime.Close()
+		if mf := &st.msg.file; mf.active {
 			st.e.endFile(st, 0, mf, complete)
 		}
 	}

@@ -51,16 +51,17 @@ func (r *mailRecv) MessageStart(d mail.Dir, env *mail.Envelope) {
 	st := r.st
 	st.mailDir = int(d)
 	st.mailOn = true
-	st.mailHdr.reset()
+	m := st.msg
+	m.hdr.reset()
 	if env != nil {
-		st.mailHdr.mailFrom = env.MailFrom
-		st.mailHdr.rcptTo = append(st.mailHdr.rcptTo, env.RcptTo...)
+		m.hdr.mailFrom = env.MailFrom
+		m.hdr.rcptTo = append(m.hdr.rcptTo, env.RcptTo...)
 	}
-	st.mime.Init(&st.mimeR, mime.Limits{})
+	m.mime.Init(&m.mimeR, mime.Limits{})
 	st.e.stats.Mail.Messages.Add(1)
 }
 
-func (r *mailRecv) MessageData(b []byte) { r.st.mime.Write(b) }
+func (r *mailRecv) MessageData(b []byte) { r.st.msg.mime.Write(b) }
 
 func (r *mailRecv) MessageEnd(complete bool) {
 	st := r.st
@@ -90,8 +91,8 @@ func (st *flowState) endMail(complete bool) {
 	if !st.mailOn {
 		return
 	}
-	st.mime.Close() // an open part ends and is scanned now
-	if f := &st.mfile; f.active {
+	st.msg.mime.Close() // an open part ends and is scanned now
+	if f := &st.msg.file; f.active {
 		st.e.endFile(st, st.mailDir, f, complete)
 	}
 	st.mailOn = false
@@ -103,7 +104,7 @@ func (r *mimeRecv) Message(depth int, h *mime.Header) {
 	if depth != 0 {
 		return
 	}
-	m := &r.st.mailHdr
+	m := &r.st.msg.hdr
 	m.from, m.subject, m.messageID, m.date = h.From, h.Subject, h.MessageID, h.Date
 	m.to = m.to[:0]
 	for a := range strings.SplitSeq(h.To, ",") {
@@ -115,7 +116,7 @@ func (r *mimeRecv) Message(depth int, h *mime.Header) {
 
 func (r *mimeRecv) PartStart(p *mime.Part) {
 	st := r.st
-	f := &st.mfile
+	f := &st.msg.file
 	if f.active {
 		st.e.endFile(st, st.mailDir, f, false)
 	}
@@ -127,20 +128,20 @@ func (r *mimeRecv) PartStart(p *mime.Part) {
 		return
 	}
 	st.e.startFile(f, nil)
-	f.mail = &st.mailHdr
+	f.mail = &st.msg.hdr
 	f.quiet = p.Filename == "" && p.Disposition != "attachment" &&
 		(p.ContentType == "" || strings.HasPrefix(p.ContentType, "text/"))
 }
 
 func (r *mimeRecv) PartData(b []byte) {
-	if f := &r.st.mfile; f.active {
+	if f := &r.st.msg.file; f.active {
 		r.st.e.fileData(f, b)
 	}
 }
 
 func (r *mimeRecv) PartEnd(complete bool) {
 	st := r.st
-	if f := &st.mfile; f.active {
+	if f := &st.msg.file; f.active {
 		st.e.endFile(st, st.mailDir, f, complete)
 	}
 }
