@@ -286,19 +286,32 @@ func (r *Rule) inVariant(v int) bool {
 }
 
 // prefilter is the Set's index for matching.
+//
+// Match reads the fields from once to ip on every call, then walks its
+// variant's list in scan (the buffers that have a bucket there, a few
+// lines): with all ET rules loaded, the Hyperscan scans push most of the
+// index out of the caches between packets, and walking byBuf's column
+// read a pointer from each of the 40 buffers' rows, a line apart.
 type prefilter struct {
-	byBuf  [NumBuffers][nVariants]*bucket // nil: no rule; variants with the same rules share a bucket
+	once   sync.Once
+	prof   atomic.Pointer[profile]
 	groups []ruleGroup
-	ip     ipOnly // iponly.go: header-only rules keyed by a long address list
-	lit    *literal.Group
-	named  *portBits // ports the bucket rules name in short lists (portsplit.go)
+	named  *portBits              // ports the bucket rules name in short lists (portsplit.go)
+	scan   [nVariants][]bufBucket // per variant, its buckets in Buffer order
+	ip     ipOnly                 // iponly.go: header-only rules keyed by a long address list
 
-	once     sync.Once
+	byBuf [NumBuffers][nVariants]*bucket // nil: no rule; variants with the same rules share a bucket
+	lit   *literal.Group
+
 	maxRules int // largest bucket: candidate bitset size
 	maxPats  int // most patterns in one automaton: generation stamps
 	tables   int // bytes in automata
+}
 
-	prof atomic.Pointer[profile]
+// bufBucket is a buffer and its bucket in a variant.
+type bufBucket struct {
+	buf Buffer
+	b   *bucket
 }
 
 // scratch is one Match call's working memory; the Input keeps it between
@@ -424,6 +437,13 @@ func (p *prefilter) compile() {
 			}()
 		}
 		wg.Wait()
+		for v := range p.scan {
+			for bi := range p.byBuf {
+				if b := p.byBuf[bi][v]; b != nil {
+					p.scan[v] = append(p.scan[v], bufBucket{Buffer(bi), b})
+				}
+			}
+		}
 		for _, j := range jobs {
 			b := j.b
 			p.maxRules = max(p.maxRules, len(b.rules))
@@ -568,13 +588,12 @@ func (s *Set) prefilterMatch(in *Input, out []*Rule) []*Rule {
 	out = p.ip.match(in, prof, out)
 	var sc *scratch
 	v := variant(in)
-	for bi := range p.byBuf {
-		b := p.byBuf[bi][v]
-		data := in.Buf[bi]
-		if data == nil || b == nil {
+	for _, e := range p.scan[v] {
+		data := in.Buf[e.buf]
+		if data == nil {
 			continue
 		}
-		b = b.pick(in, p.named)
+		b := e.b.pick(in, p.named)
 		if b.ac == nil && b.lit == nil {
 			for i, r := range b.rules {
 				if !r.quick(in) {
