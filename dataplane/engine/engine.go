@@ -240,6 +240,8 @@ type Engine struct {
 	streamMem stream.Budget
 	pool      sync.Pool // *flowState
 	msgPool   sync.Pool // *msgFlow
+	httpPool  sync.Pool // *http1.Parser
+	helloPool sync.Pool // *tlshello.Parser (reset)
 	releaseFn func(*flow.Flow)
 }
 

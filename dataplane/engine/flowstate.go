@@ -77,8 +77,8 @@ type flowState struct {
 	reqSeen bool // a request header block completed
 	lastTx  bool // an HTTP request or response said Connection: close
 
-	http    http1.Parser
-	reqs    [4]reqMeta // requests waiting for their response, FIFO
+	http    *http1.Parser // nil until the flow is found to be HTTP (pooled)
+	reqs    [4]reqMeta    // requests waiting for their response, FIFO
 	reqHead int
 	reqN    int
 	resp    reqMeta // the request the current response answers
@@ -88,7 +88,7 @@ type flowState struct {
 	alerted []int      // sids already alerted on this flow
 	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
 
-	hello tlshello.Parser // TLS handshake (tls.go)
+	hello *tlshello.Parser // TLS handshake (tls.go); nil until the first TLS bytes (pooled)
 
 	msg     *msgFlow // mail session or multipart upload state; nil until one starts (st.message)
 	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
@@ -200,7 +200,15 @@ func (e *Engine) release(f *flow.Flow) {
 	st.rst, st.bypass, st.reqSeen, st.tiny, st.lastTx = false, false, false, 0, false
 	st.depth = [2]int{}
 	st.tls = [2]tlsRecords{}
-	st.hello.Reset()
+	if st.http != nil {
+		e.httpPool.Put(st.http) // Init readies it for its next flow
+		st.http = nil
+	}
+	if st.hello != nil {
+		st.hello.Reset()
+		e.helloPool.Put(st.hello)
+		st.hello = nil
+	}
 	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
@@ -352,6 +360,10 @@ func (st *flowState) data(d int, b []byte) {
 		switch {
 		case d == 0 && looksHTTP(b):
 			st.app = appHTTP
+			st.http, _ = e.httpPool.Get().(*http1.Parser)
+			if st.http == nil {
+				st.http = new(http1.Parser)
+			}
 			st.http.Init(st)
 		case d == 0 && looksTLS(b):
 			st.app = appTLS

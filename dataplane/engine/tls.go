@@ -32,7 +32,13 @@ type TLSStats struct {
 // tlsHandshake follows direction d's handshake and runs the rules on each
 // message it completes.
 func (st *flowState) tlsHandshake(d int, b []byte) {
-	h := &st.hello
+	if st.hello == nil {
+		st.hello, _ = st.e.helloPool.Get().(*tlshello.Parser)
+		if st.hello == nil {
+			st.hello = new(tlshello.Parser)
+		}
+	}
+	h := st.hello
 	if h.Done(d) {
 		return
 	}
@@ -96,6 +102,9 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 
 // tlsMeta is the EVE "tls" object of the flow's handshake so far, or nil.
 func (st *flowState) tlsMeta() *alert.TLS {
+	if st.hello == nil {
+		return nil
+	}
 	in := st.hello.Info()
 	if in.JA3 == nil && in.JA3S == nil {
 		return nil
@@ -121,7 +130,7 @@ func (st *flowState) tlsMeta() *alert.TLS {
 // tlsWireVersion is the flow's TLS version for ssl_version: the one the
 // server chose, else the one the client offered; 0 before any hello.
 func (st *flowState) tlsWireVersion() uint16 {
-	if st.app != appTLS {
+	if st.app != appTLS || st.hello == nil {
 		return 0
 	}
 	info := st.hello.Info()
