@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/openutm/utm/dataplane/contentenc"
 	"github.com/openutm/utm/dataplane/flow"
@@ -123,14 +124,19 @@ type msgFlow struct {
 // first use.
 func (st *flowState) message() *msgFlow {
 	if st.msg == nil {
-		m, _ := st.e.msgPool.Get().(*msgFlow)
-		if m == nil {
-			m = &msgFlow{}
-		}
+		m := poolGet[msgFlow](&st.e.msgPool)
 		m.mailR, m.mimeR = mailRecv{st}, mimeRecv{st}
 		st.msg = m
 	}
 	return st.msg
+}
+
+// poolGet takes a *T from p, or a new one when p is empty.
+func poolGet[T any](p *sync.Pool) *T {
+	if v, _ := p.Get().(*T); v != nil {
+		return v
+	}
+	return new(T)
 }
 
 // reqMeta is what a file or an alert needs to know about a request. Buffers
@@ -360,10 +366,7 @@ func (st *flowState) data(d int, b []byte) {
 		switch {
 		case d == 0 && looksHTTP(b):
 			st.app = appHTTP
-			st.http, _ = e.httpPool.Get().(*http1.Parser)
-			if st.http == nil {
-				st.http = new(http1.Parser)
-			}
+			st.http = poolGet[http1.Parser](&e.httpPool)
 			st.http.Init(st)
 		case d == 0 && looksTLS(b):
 			st.app = appTLS

@@ -33,10 +33,7 @@ type TLSStats struct {
 // message it completes.
 func (st *flowState) tlsHandshake(d int, b []byte) {
 	if st.hello == nil {
-		st.hello, _ = st.e.helloPool.Get().(*tlshello.Parser)
-		if st.hello == nil {
-			st.hello = new(tlshello.Parser)
-		}
+		st.hello = poolGet[tlshello.Parser](&st.e.helloPool)
 	}
 	h := st.hello
 	if h.Done(d) {
