@@ -31,9 +31,9 @@ import (
 // verifies the marked rules in load order (protocol, flow and header
 // first, then every content list). The cost is one scan per buffer plus
 // the candidates' verification, whatever the number of rules. Buckets of
-// fewer than acMinRules rules skip both and search each
-// pattern directly. A Hyperscan failure (no memory) falls back to
-// verifying every rule of the bucket: slower, never a missed match.
+// fewer than acMinRules rules skip both and search each pattern directly.
+// A Hyperscan failure (no memory) falls back to verifying every rule of
+// the bucket: slower, never a missed match.
 //
 // Each buffer's rules are split further, as Suricata's signature group
 // heads, by what the Input tells before any byte is read: the application
@@ -507,13 +507,14 @@ func (b *bucket) compile(g *literal.Group, short bool) {
 		var lp []literal.Pattern
 		var fixed []anchoredPat
 		for i, p := range pats {
-			if w := b.runWindow(p, int32(i), lists[i]); w.hi >= 0 && w.hi-w.lo == len(p.pat) {
+			w := b.runWindow(p, int32(i), lists[i]) // where its rules can have it
+			if w.hi >= 0 && w.hi-w.lo == len(p.pat) {
 				fixed = append(fixed, anchoredPat{pat: p, id: int32(i), off: w.lo})
 				continue
 			}
 			lit := trimRun(p.pat)
 			if len(lit) == 1 {
-				b.runs = append(b.runs, b.runWindow(p, int32(i), lists[i]))
+				b.runs = append(b.runs, w)
 				continue
 			}
 			lp, b.litPat = append(lp, literal.Pattern{Bytes: lit, Nocase: p.nocase}), append(b.litPat, int32(i))
