@@ -79,7 +79,7 @@ func (e *Engine) matchPayload(b *bundle.Bundle, st *flowState, dir int) {
 	in.Buf[rules.BufPayload] = e.p.Payload
 	var meta *reqMeta
 	if st.app == appHTTP {
-		meta = &st.resp
+		meta = &st.http.resp
 		if dir == 0 {
 			meta = st.lastRequest()
 		}
@@ -262,8 +262,8 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 	}
 	if meta != nil && (len(meta.host) > 0 || len(meta.uri) > 0) {
 		ev.HTTP = &alert.HTTP{Hostname: string(hostOnly(meta.host)), URL: string(meta.uri), Method: string(meta.method)}
-		if meta == &st.resp && st.status > 0 {
-			ev.HTTP.Status = st.status
+		if h := st.http; h != nil && meta == &h.resp && h.status > 0 {
+			ev.HTTP.Status = h.status
 		}
 	}
 	ev.TLS = st.tlsMeta() // tls.go

@@ -240,7 +240,7 @@ type Engine struct {
 	streamMem stream.Budget
 	pool      sync.Pool // *flowState
 	msgPool   sync.Pool // *msgFlow
-	httpPool  sync.Pool // *http1.Parser
+	httpPool  sync.Pool // *httpFlow
 	helloPool sync.Pool // *tlshello.Parser (reset)
 	releaseFn func(*flow.Flow)
 }

@@ -68,9 +68,10 @@ func (st *flowState) gap(d, n int) {
 	e.stats.Stream.GapBytes.Add(uint64(n))
 	st.depth[d] += n
 	if st.app == appHTTP {
-		for i := range st.file {
-			f := &st.file[i]
-			if !f.active && st.http.InBody(http1.Dir(i)) {
+		h := st.http
+		for i := range h.file {
+			f := &h.file[i]
+			if !f.active && h.p.InBody(http1.Dir(i)) {
 				st.Body(http1.Dir(i), nil) // a body whose first bytes were lost
 			}
 			if f.active {
@@ -96,7 +97,7 @@ func (e *Engine) closeStreams(st *flowState) {
 	}
 	switch st.app {
 	case appHTTP:
-		st.http.Close()
+		st.http.p.Close()
 	case appSMTP, appPOP3, appIMAP:
 		st.msg.mail.Close() // an open message ends incomplete and is scanned
 	}
@@ -168,13 +169,14 @@ func (e *Engine) checkBypass(st *flowState) {
 		return
 	}
 	if st.app == appHTTP {
-		for i := range st.file {
-			if f := &st.file[i]; f.active && !f.overflow {
+		h := st.http
+		for i := range h.file {
+			if f := &h.file[i]; f.active && !f.overflow {
 				return // still scanning
 			}
 		}
-		for i := range st.file {
-			if f := &st.file[i]; f.active {
+		for i := range h.file {
+			if f := &h.file[i]; f.active {
 				e.endFile(st, i, f, false)
 			}
 		}
@@ -195,8 +197,10 @@ func (e *Engine) bypassFlow(st *flowState, reason *atomic.Uint64) {
 	reason.Add(1)
 	st.tcp[0].Reset()
 	st.tcp[1].Reset()
-	for d := range st.file {
-		e.dropFile(&st.file[d])
+	if h := st.http; h != nil {
+		for d := range h.file {
+			e.dropFile(&h.file[d])
+		}
 	}
 }
 

@@ -78,13 +78,7 @@ type flowState struct {
 	reqSeen bool // a request header block completed
 	lastTx  bool // an HTTP request or response said Connection: close
 
-	http    *http1.Parser // nil until the flow is found to be HTTP (pooled)
-	reqs    [4]reqMeta    // requests waiting for their response, FIFO
-	reqHead int
-	reqN    int
-	resp    reqMeta // the request the current response answers
-	status  int
-	file    [2]fileState
+	http *httpFlow // nil until the flow is found to be HTTP (pooled)
 
 	alerted []int      // sids already alerted on this flow
 	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
@@ -95,6 +89,21 @@ type flowState struct {
 	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
 	mailDir int      // direction of the message in transfer
 	mailTLS bool     // STARTTLS accepted: the rest is encrypted
+}
+
+// httpFlow is the state of an HTTP connection: its parser, the requests
+// waiting for their responses, the files in transfer and their
+// Content-Encoding decoders, about 2.4 KB that no other flow needs. A flow
+// takes one from the engine's pool when it is found to be HTTP (startHTTP)
+// and gives it back when it ends.
+type httpFlow struct {
+	p       http1.Parser
+	reqs    [4]reqMeta // requests waiting for their response, FIFO
+	reqHead int
+	reqN    int
+	resp    reqMeta // the request the current response answers
+	status  int
+	file    [2]fileState
 
 	upMIME    bool                  // the request body in transfer is multipart: parts go to mime
 	dec       [2]contentenc.Decoder // Content-Encoding per direction (http.go)
@@ -103,6 +112,40 @@ type flowState struct {
 	encErr    [2]string       // why the coming body cannot be decoded
 	rangeFrom [2]int64        // Content-Range start of the coming body
 	expect    [2]int64        // its Content-Length when it is the file's size
+}
+
+// startHTTP gives the flow its HTTP state, from the pool.
+func (st *flowState) startHTTP() {
+	e := st.e
+	h, _ := e.httpPool.Get().(*httpFlow)
+	if h == nil {
+		h = &httpFlow{}
+		for d := range h.decOut {
+			f := &h.file[d]
+			h.decOut[d] = func(b []byte) { e.fileData(f, b) }
+		}
+	}
+	h.p.Init(st)
+	st.http = h
+}
+
+// endHTTP drops the files in transfer, stops the decoders and gives the
+// HTTP state back to the pool; the parser is readied by its next Init.
+func (e *Engine) endHTTP(st *flowState) {
+	h := st.http
+	if h == nil {
+		return
+	}
+	for d := range h.file {
+		e.dropFile(&h.file[d])
+	}
+	st.closeDecoder(0)
+	st.closeDecoder(1)
+	h.upMIME = false
+	h.encErr, h.rangeFrom, h.expect = [2]string{}, [2]int64{}, [2]int64{}
+	h.reqHead, h.reqN, h.status = 0, 0, 0
+	e.httpPool.Put(h)
+	st.http = nil
 }
 
 // msgFlow is the state of a flow that carries messages: a mail session
@@ -157,10 +200,6 @@ func (e *Engine) newFlowState(f *flow.Flow) *flowState {
 		st = &flowState{e: e}
 		st.recv[0] = dirRecv{st, 0}
 		st.recv[1] = dirRecv{st, 1}
-		for d := range st.decOut {
-			f := &st.file[d]
-			st.decOut[d] = func(b []byte) { e.fileData(f, b) }
-		}
 		st.alerted = make([]int, 0, 4)
 	}
 	st.f = f
@@ -182,9 +221,6 @@ func (e *Engine) release(f *flow.Flow) {
 		e.closeStreams(st)
 		e.cur = pktCtx{}
 	}
-	for d := range st.file {
-		e.dropFile(&st.file[d])
-	}
 	if m := st.msg; m != nil {
 		e.dropFile(&m.file)
 		m.hdr.reset()
@@ -192,10 +228,7 @@ func (e *Engine) release(f *flow.Flow) {
 		e.msgPool.Put(m)
 		st.msg = nil
 	}
-	st.closeDecoder(0)
-	st.closeDecoder(1)
-	st.upMIME = false
-	st.encErr, st.rangeFrom, st.expect = [2]string{}, [2]int64{}, [2]int64{}
+	e.endHTTP(st)     // after the upload's part, which names its request
 	st.tcp[0].Reset() // out-of-order pages back to the pool
 	st.tcp[1].Reset()
 	f.Ext = nil
@@ -206,16 +239,11 @@ func (e *Engine) release(f *flow.Flow) {
 	st.rst, st.bypass, st.reqSeen, st.tiny, st.lastTx = false, false, false, 0, false
 	st.depth = [2]int{}
 	st.tls = [2]tlsRecords{}
-	if st.http != nil {
-		e.httpPool.Put(st.http) // Init readies it for its next flow
-		st.http = nil
-	}
 	if st.hello != nil {
 		st.hello.Reset()
 		e.helloPool.Put(st.hello)
 		st.hello = nil
 	}
-	st.reqHead, st.reqN, st.status = 0, 0, 0
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
 	st.mailOn, st.mailTLS, st.mailDir = false, false, 0
@@ -351,7 +379,7 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 		case appHTTP:
 			// A body delimited by the close ends here; this packet is held
 			// until the file's verdict.
-			st.http.Close()
+			st.http.p.Close()
 		case appSMTP, appPOP3, appIMAP:
 			st.msg.mail.Close()
 		}
@@ -366,8 +394,7 @@ func (st *flowState) data(d int, b []byte) {
 		switch {
 		case d == 0 && looksHTTP(b):
 			st.app = appHTTP
-			st.http = poolGet[http1.Parser](&e.httpPool)
-			st.http.Init(st)
+			st.startHTTP()
 		case d == 0 && looksTLS(b):
 			st.app = appTLS
 		case d == 1:
@@ -389,7 +416,7 @@ func (st *flowState) data(d int, b []byte) {
 	}
 	switch st.app {
 	case appHTTP:
-		st.http.Feed(http1.Dir(d), b)
+		st.http.p.Feed(http1.Dir(d), b)
 	case appSMTP, appPOP3, appIMAP:
 		st.msg.mail.Feed(mail.Dir(d), b) // mail.go
 		if st.msg.mail.Broken() {

@@ -13,14 +13,15 @@ import (
 // Request implements http1.Handler: a request's header block is complete.
 func (st *flowState) Request(r *http1.Request) {
 	e := st.e
+	h := st.http
 	b := e.pb
-	if st.reqN == len(st.reqs) {
-		st.reqHead = (st.reqHead + 1) % len(st.reqs)
-		st.reqN--
+	if h.reqN == len(h.reqs) {
+		h.reqHead = (h.reqHead + 1) % len(h.reqs)
+		h.reqN--
 	}
-	m := &st.reqs[(st.reqHead+st.reqN)%len(st.reqs)]
+	m := &h.reqs[(h.reqHead+h.reqN)%len(h.reqs)]
 	m.set(r)
-	st.reqN++
+	h.reqN++
 	st.reqSeen = true
 	e.stats.HTTPRequests.Add(1)
 	if hasToken(r.Connection, "close") {
@@ -62,13 +63,13 @@ func (st *flowState) Request(r *http1.Request) {
 	e.hs.headers(in, r.Line, r.Headers, "cookie", rules.BufHTTPRequestHeader)
 	if r.ContentLength > 0 || r.Chunked {
 		in.Buf[rules.BufFileName] = http1.FileName(nil, r.URI) // as Body names the upload
-		st.upMIME = false
-		st.expect[0] = max(r.ContentLength, 0)
+		h.upMIME = false
+		h.expect[0] = max(r.ContentLength, 0)
 		if ct := r.ContentType; hasMediaType(ct, "multipart/") {
 			// The form's files are extracted part by part (mail.go's
 			// mimeRecv); the raw body is still kept for the body rules.
 			if m := st.message(); m.mime.InitMultipart(&m.mimeR, mime.Limits{}, string(ct)) == nil {
-				st.upMIME, st.mailDir = true, 0
+				h.upMIME, st.mailDir = true, 0
 			}
 		}
 	}
@@ -78,38 +79,39 @@ func (st *flowState) Request(r *http1.Request) {
 // Response implements http1.Handler.
 func (st *flowState) Response(r *http1.Response) {
 	e := st.e
+	h := st.http
 	if hasToken(r.Connection, "close") || (bytes.Equal(r.Proto, []byte("HTTP/1.0")) && !hasToken(r.Connection, "keep-alive")) {
 		st.lastTx = true
 	}
 	if r.Status >= 200 {
-		if st.reqN > 0 {
-			m := &st.reqs[st.reqHead]
+		if h.reqN > 0 {
+			m := &h.reqs[h.reqHead]
 			// swap buffers rather than copy
-			st.resp, *m = *m, st.resp
-			st.reqHead = (st.reqHead + 1) % len(st.reqs)
-			st.reqN--
+			h.resp, *m = *m, h.resp
+			h.reqHead = (h.reqHead + 1) % len(h.reqs)
+			h.reqN--
 		} else {
-			st.resp.method, st.resp.host, st.resp.uri = st.resp.method[:0], st.resp.host[:0], st.resp.uri[:0]
+			h.resp.method, h.resp.host, h.resp.uri = h.resp.method[:0], h.resp.host[:0], h.resp.uri[:0]
 		}
-		st.status = r.Status
-		f := &st.file[1]
-		f.name = append(f.name[:0], http1.FileName(r.Disposition, st.resp.uri)...)
+		h.status = r.Status
+		f := &h.file[1]
+		f.name = append(f.name[:0], http1.FileName(r.Disposition, h.resp.uri)...)
 		st.closeDecoder(1)
-		st.encErr[1] = ""
+		h.encErr[1] = ""
 		if ce := bytes.TrimSpace(r.ContentEncoding); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) && hasBody(r) {
-			if err := st.dec[1].Init(ce, e.cfg.ContentEncoding, st.decOut[1]); err != nil {
+			if err := h.dec[1].Init(ce, e.cfg.ContentEncoding, h.decOut[1]); err != nil {
 				// Unknown coding or too many layers: the client may still
 				// decode it; the box cannot look inside.
 				e.stats.DecodeErrors.Add(1)
-				st.encErr[1] = "Content-Encoding " + string(ce) + ": " + err.Error()
+				h.encErr[1] = "Content-Encoding " + string(ce) + ": " + err.Error()
 			} else {
-				st.decOn[1] = true
+				h.decOn[1] = true
 			}
 		}
-		st.rangeFrom[1] = contentRangeStart(r.Headers)
-		st.expect[1] = 0
-		if !st.decOn[1] && st.encErr[1] == "" {
-			st.expect[1] = max(r.ContentLength, 0)
+		h.rangeFrom[1] = contentRangeStart(r.Headers)
+		h.expect[1] = 0
+		if !h.decOn[1] && h.encErr[1] == "" {
+			h.expect[1] = max(r.ContentLength, 0)
 		}
 	}
 	b := e.pb
@@ -125,9 +127,9 @@ func (st *flowState) Response(r *http1.Response) {
 	in.Buf[rules.BufHTTPConnection] = r.Connection
 	e.hs.headers(in, r.Line, r.Headers, "set-cookie", rules.BufHTTPResponseHeader)
 	if r.Status >= 200 && hasBody(r) {
-		in.Buf[rules.BufFileName] = st.file[1].name
+		in.Buf[rules.BufFileName] = h.file[1].name
 	}
-	e.matchRules(b, st, in, &st.resp)
+	e.matchRules(b, st, in, &h.resp)
 }
 
 // hasBody reports whether a final response carries a body (not to HEAD,
@@ -192,24 +194,25 @@ func (s *httpScratch) headers(in *rules.Input, line, block []byte, cookie string
 // whose parts are files of their own.
 func (st *flowState) Body(d http1.Dir, data []byte) {
 	e := st.e
-	f := &st.file[d]
+	h := st.http
+	f := &h.file[d]
 	if !f.active {
-		meta := &st.resp
+		meta := &h.resp
 		if d == http1.ToServer {
 			meta = st.lastRequest()
 			f.name = append(f.name[:0], http1.FileName(nil, meta.uri)...)
 		}
 		e.startFile(f, meta)
-		f.unscannable = st.encErr[d]
-		f.quiet = d == http1.ToServer && st.upMIME // the parts are reported instead
-		f.rangeFrom = st.rangeFrom[d]
-		f.expect = st.expect[d]
+		f.unscannable = h.encErr[d]
+		f.quiet = d == http1.ToServer && h.upMIME // the parts are reported instead
+		f.rangeFrom = h.rangeFrom[d]
+		f.expect = h.expect[d]
 	}
-	if d == http1.ToServer && st.upMIME {
+	if d == http1.ToServer && h.upMIME {
 		st.msg.mime.Write(data)
 	}
-	if st.decOn[d] {
-		if err := st.dec[d].Write(data); err != nil {
+	if h.decOn[d] {
+		if err := h.dec[d].Write(data); err != nil {
 			st.decodeFailed(d, f, err)
 		}
 		return
@@ -219,15 +222,16 @@ func (st *flowState) Body(d http1.Dir, data []byte) {
 
 // BodyEnd implements http1.Handler.
 func (st *flowState) BodyEnd(d http1.Dir, complete bool) {
-	f := &st.file[d]
-	if st.decOn[d] {
-		st.decOn[d] = false
-		if err := st.dec[d].Close(); err != nil { // flushes the decoder's last bytes into f
+	h := st.http
+	f := &h.file[d]
+	if h.decOn[d] {
+		h.decOn[d] = false
+		if err := h.dec[d].Close(); err != nil { // flushes the decoder's last bytes into f
 			st.decodeFailed(d, f, err)
 		}
 	}
-	if d == http1.ToServer && st.upMIME {
-		st.upMIME = false
+	if d == http1.ToServer && h.upMIME {
+		h.upMIME = false
 		st.msg.mime.Close()
 		if mf := &st.msg.file; mf.active {
 			st.e.endFile(st, 0, mf, complete)
@@ -243,10 +247,11 @@ func (st *flowState) BodyEnd(d http1.Dir, complete bool) {
 // unscannable, a corrupt or truncated stream partial (what decoded is
 // scanned).
 func (st *flowState) decodeFailed(d http1.Dir, f *fileState, err error) {
+	h := st.http
 	st.e.stats.DecodeErrors.Add(1)
-	if st.decOn[d] {
-		st.decOn[d] = false
-		st.dec[d].Close()
+	if h.decOn[d] {
+		h.decOn[d] = false
+		h.dec[d].Close()
 	}
 	if errors.Is(err, contentenc.ErrBomb) {
 		if f.unscannable == "" {
@@ -259,9 +264,10 @@ func (st *flowState) decodeFailed(d http1.Dir, f *fileState, err error) {
 
 // closeDecoder stops direction d's Content-Encoding decoder, if running.
 func (st *flowState) closeDecoder(d int) {
-	if st.decOn[d] {
-		st.decOn[d] = false
-		st.dec[d].Close()
+	h := st.http
+	if h.decOn[d] {
+		h.decOn[d] = false
+		h.dec[d].Close()
 	}
 }
 
@@ -300,10 +306,11 @@ func hasMediaType(ct []byte, prefix string) bool {
 }
 
 func (st *flowState) lastRequest() *reqMeta {
-	if st.reqN == 0 {
-		return &st.resp
+	h := st.http
+	if h.reqN == 0 {
+		return &h.resp
 	}
-	return &st.reqs[(st.reqHead+st.reqN-1)%len(st.reqs)]
+	return &h.reqs[(h.reqHead+h.reqN-1)%len(h.reqs)]
 }
 
 // hostOnly strips a port from a Host header value.
