@@ -144,6 +144,7 @@ func (e *Engine) endHTTP(st *flowState) {
 	h.upMIME = false
 	h.encErr, h.rangeFrom, h.expect = [2]string{}, [2]int64{}, [2]int64{}
 	h.reqHead, h.reqN, h.status = 0, 0, 0
+	h.resp.method, h.resp.host, h.resp.uri = h.resp.method[:0], h.resp.host[:0], h.resp.uri[:0] // named by no later flow
 	e.httpPool.Put(h)
 	st.http = nil
 }

@@ -305,6 +305,17 @@ func hasMediaType(ct []byte, prefix string) bool {
 	return len(ct) >= len(prefix) && bytes.EqualFold(ct[:len(prefix)], []byte(prefix))
 }
 
+// respMeta is the request the server's bytes in transfer answer: while a
+// response header is incomplete, the oldest request waiting (its Response
+// call moves it to resp); otherwise the request of the last response.
+func (st *flowState) respMeta() *reqMeta {
+	h := st.http
+	if h.reqN > 0 && h.p.InHeader(http1.ToClient) {
+		return &h.reqs[h.reqHead]
+	}
+	return &h.resp
+}
+
 func (st *flowState) lastRequest() *reqMeta {
 	h := st.http
 	if h.reqN == 0 {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/signatures/rules"
@@ -161,5 +162,33 @@ func TestHTTPBuffersAllocs(t *testing.T) {
 	}
 	if got := e.Counters()["http_requests"]; got < n/2 {
 		t.Fatalf("only %d requests parsed; the test did not exercise the HTTP path", got)
+	}
+}
+
+// TestHTTPMetaNotInherited: an alert on a response packet that comes
+// before the response header is complete names the request it answers,
+// not one of an earlier connection whose pooled HTTP state the flow took.
+func TestHTTPMetaNotInherited(t *testing.T) {
+	ta := testpcap.NewTrace(t0)
+	a := ta.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	a.Client([]byte("GET /secret-a HTTP/1.1\r\nHost: a.test\r\n\r\n"), 0)
+	a.Server([]byte("HTTP/1.1 204 No Content\r\n\r\n"), 0)
+	tb := testpcap.NewTrace(t0.Add(time.Hour)) // a's flow has timed out: b takes its state
+	b := tb.NewTCP("198.18.1.2:40001", "198.18.2.2:80").Handshake()
+	b.Client([]byte("GET /b HTTP/1.1\r\nHost: b.test\r\n\r\n"), 0)
+	b.Server([]byte("HTTP/1.1 200 OK\r\nServ"), 0) // the header ends in the next segment
+	b.Server([]byte("er: x\r\nContent-Length: 0\r\n\r\n"), 0)
+	var rec recorder
+	e := New(Config{Sink: &rec}, ruleBundle(t, `alert tcp any 80 -> any any (msg:"status line"; flow:to_client; content:"HTTP/1.1 200 OK"; depth:15; sid:9300001; rev:1;)`))
+	for _, p := range append(ta.Sorted(), tb.Sorted()...) {
+		e.Process(p.TS, p.Data)
+	}
+	e.Close()
+	al := rec.alerts()
+	if len(al) != 1 {
+		t.Fatalf("%d alerts, want 1 (the second connection's status line)", len(al))
+	}
+	if h := al[0].HTTP; h == nil || h.URL != "/b" || h.Hostname != "b.test" || h.Method != "GET" {
+		t.Errorf("the alert on the second connection names %+v, want its own request GET b.test /b", h)
 	}
 }

@@ -223,6 +223,13 @@ func (p *Parser) Close() {
 // InBody reports whether direction d is inside a message body.
 func (p *Parser) InBody(d Dir) bool { return p.dir[d].inBody }
 
+// InHeader reports whether direction d holds the first bytes of a message
+// header that is not complete yet.
+func (p *Parser) InHeader(d Dir) bool {
+	h := &p.dir[d]
+	return h.st == stHeader && len(h.hdr) > 0
+}
+
 func (p *Parser) broken(d Dir, h *half) {
 	if h.inBody {
 		h.inBody = false

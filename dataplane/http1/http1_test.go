@@ -157,6 +157,34 @@ func TestHeaderCap(t *testing.T) {
 	}
 }
 
+// TestInHeader: InHeader is true from a header's first byte to its end,
+// and again at the next message's first byte.
+func TestInHeader(t *testing.T) {
+	var p Parser
+	p.Init(nopHandler{})
+	p.Feed(ToServer, []byte("GET / HTTP/1.1\r\n\r\n"))
+	steps := []struct {
+		feed string
+		want bool
+	}{
+		{"", false},
+		{"HTTP/1.1 200 OK\r\nCont", true},
+		{"ent-Length: 3\r\n\r\nab", false}, // in the body
+		{"c", false},                       // between messages
+		{"HTTP/1.1 204 No", true},
+		{" Content\r\n\r\n", false},
+	}
+	for i, s := range steps {
+		p.Feed(ToClient, []byte(s.feed))
+		if got := p.InHeader(ToClient); got != s.want {
+			t.Errorf("step %d (%q): InHeader %v, want %v", i, s.feed, got, s.want)
+		}
+	}
+	if p.InHeader(ToServer) {
+		t.Error("InHeader(ToServer) after a complete request")
+	}
+}
+
 type nopHandler struct{}
 
 func (nopHandler) Request(*Request)   {}
