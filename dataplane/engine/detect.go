@@ -79,10 +79,7 @@ func (e *Engine) matchPayload(b *bundle.Bundle, st *flowState, dir int) {
 	in.Buf[rules.BufPayload] = e.p.Payload
 	var meta *reqMeta
 	if st.app == appHTTP {
-		meta = st.respMeta()
-		if dir == 0 {
-			meta = st.lastRequest()
-		}
+		meta = st.payloadMeta(dir)
 	}
 	e.matchRules(b, st, in, meta)
 }

@@ -305,11 +305,20 @@ func hasMediaType(ct []byte, prefix string) bool {
 	return len(ct) >= len(prefix) && bytes.EqualFold(ct[:len(prefix)], []byte(prefix))
 }
 
-// respMeta is the request the server's bytes in transfer answer: while a
-// response header is incomplete, the oldest request waiting (its Response
-// call moves it to resp); otherwise the request of the last response.
-func (st *flowState) respMeta() *reqMeta {
+// payloadMeta is the request an HTTP packet of direction dir belongs to,
+// for its payload alerts, once the parser has taken the packet. A
+// client's packet: the last request, or none while a request header is
+// incomplete (the request being sent is not known yet). A server's
+// packet: the request it answers; while a response header is incomplete,
+// the oldest request waiting (its Response call moves it to resp).
+func (st *flowState) payloadMeta(dir int) *reqMeta {
 	h := st.http
+	if dir == 0 {
+		if h.p.InHeader(http1.ToServer) {
+			return nil
+		}
+		return st.lastRequest()
+	}
 	if h.reqN > 0 && h.p.InHeader(http1.ToClient) {
 		return &h.reqs[h.reqHead]
 	}

@@ -192,3 +192,28 @@ func TestHTTPMetaNotInherited(t *testing.T) {
 		t.Errorf("the alert on the second connection names %+v, want its own request GET b.test /b", h)
 	}
 }
+
+// TestHTTPMetaRequestInProgress: an alert on a client packet that carries
+// the start of a request header names no earlier request of the
+// connection: the request being sent is not known yet.
+func TestHTTPMetaRequestInProgress(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /one HTTP/1.1\r\nHost: one.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 204 No Content\r\n\r\n"), 0)
+	c.Client([]byte("GET /two HTTP/1.1\r\nHo"), 0) // the header ends in the next segment
+	c.Client([]byte("st: two.test\r\n\r\n"), 0)
+	var rec recorder
+	e := New(Config{Sink: &rec}, ruleBundle(t, `alert tcp any any -> any 80 (msg:"second request line"; flow:to_server; content:"GET /two"; depth:8; sid:9300002; rev:1;)`))
+	for _, p := range tr.Sorted() {
+		e.Process(p.TS, p.Data)
+	}
+	e.Close()
+	al := rec.alerts()
+	if len(al) != 1 {
+		t.Fatalf("%d alerts, want 1 (the second request's first segment)", len(al))
+	}
+	if h := al[0].HTTP; h != nil {
+		t.Errorf("the alert on the second request's first segment names %+v, want no request", *h)
+	}
+}
