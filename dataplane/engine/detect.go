@@ -259,8 +259,8 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 	}
 	if meta != nil && (len(meta.host) > 0 || len(meta.uri) > 0) {
 		ev.HTTP = &alert.HTTP{Hostname: string(hostOnly(meta.host)), URL: string(meta.uri), Method: string(meta.method)}
-		if h := st.http; h != nil && meta == &h.resp && h.status > 0 {
-			ev.HTTP.Status = h.status
+		if meta.status > 0 {
+			ev.HTTP.Status = meta.status
 		}
 	}
 	ev.TLS = st.tlsMeta() // tls.go

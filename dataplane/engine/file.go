@@ -25,7 +25,8 @@ import (
 type fileState struct {
 	active bool
 	name   []byte
-	meta   *reqMeta  // the HTTP request it belongs to; nil for mail
+	meta   *reqMeta  // the HTTP request it belongs to (req); nil for mail
+	req    reqMeta   // a copy of the request: the connection's own move on (an early answer swaps them)
 	mail   *mailMeta // the message it is part of; nil for HTTP
 	quiet  bool      // a mail text body: reported only when malicious
 	// unscannable says why the file could not be scanned (a decompression
@@ -58,7 +59,11 @@ type fileState struct {
 
 func (e *Engine) startFile(f *fileState, meta *reqMeta) {
 	f.active = true
-	f.meta = meta
+	f.meta = nil
+	if meta != nil {
+		f.req.copyFrom(meta)
+		f.meta = &f.req
+	}
 	f.mail, f.quiet, f.unscannable, f.rangeFrom, f.expect = nil, false, "", 0, 0 // callers set them after
 	f.size = 0
 	f.overflow, f.gap = false, false

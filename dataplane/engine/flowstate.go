@@ -102,7 +102,6 @@ type httpFlow struct {
 	reqHead int
 	reqN    int
 	resp    reqMeta // the request the current response answers
-	status  int
 	file    [2]fileState
 
 	upMIME    bool                  // the request body in transfer is multipart: parts go to mime
@@ -143,8 +142,8 @@ func (e *Engine) endHTTP(st *flowState) {
 	st.closeDecoder(1)
 	h.upMIME = false
 	h.encErr, h.rangeFrom, h.expect = [2]string{}, [2]int64{}, [2]int64{}
-	h.reqHead, h.reqN, h.status = 0, 0, 0
-	h.resp.method, h.resp.host, h.resp.uri = h.resp.method[:0], h.resp.host[:0], h.resp.uri[:0] // named by no later flow
+	h.reqHead, h.reqN = 0, 0
+	h.resp.set(nil) // named by no later flow
 	e.httpPool.Put(h)
 	st.http = nil
 }
@@ -183,16 +182,30 @@ func poolGet[T any](p *sync.Pool) *T {
 	return new(T)
 }
 
-// reqMeta is what a file or an alert needs to know about a request. Buffers
-// are reused across requests.
+// reqMeta is what a file or an alert needs to know about a request, and
+// the status of its response once that is known (0 before). Buffers are
+// reused across requests.
 type reqMeta struct {
 	method, host, uri []byte
+	status            int
 }
 
+// set makes m request r, no response yet; r nil: no request.
 func (m *reqMeta) set(r *http1.Request) {
-	m.method = append(m.method[:0], r.Method...)
-	m.host = append(m.host[:0], r.Host...)
-	m.uri = append(m.uri[:0], r.URI...)
+	m.method, m.host, m.uri, m.status = m.method[:0], m.host[:0], m.uri[:0], 0
+	if r != nil {
+		m.method = append(m.method, r.Method...)
+		m.host = append(m.host, r.Host...)
+		m.uri = append(m.uri, r.URI...)
+	}
+}
+
+// copyFrom makes m a copy of o, in m's own buffers.
+func (m *reqMeta) copyFrom(o *reqMeta) {
+	m.method = append(m.method[:0], o.method...)
+	m.host = append(m.host[:0], o.host...)
+	m.uri = append(m.uri[:0], o.uri...)
+	m.status = o.status
 }
 
 func (e *Engine) newFlowState(f *flow.Flow) *flowState {

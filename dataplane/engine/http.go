@@ -91,9 +91,9 @@ func (st *flowState) Response(r *http1.Response) {
 			h.reqHead = (h.reqHead + 1) % len(h.reqs)
 			h.reqN--
 		} else {
-			h.resp.method, h.resp.host, h.resp.uri = h.resp.method[:0], h.resp.host[:0], h.resp.uri[:0]
+			h.resp.set(nil)
 		}
-		h.status = r.Status
+		h.resp.status = r.Status
 		f := &h.file[1]
 		f.name = append(f.name[:0], http1.FileName(r.Disposition, h.resp.uri)...)
 		st.closeDecoder(1)

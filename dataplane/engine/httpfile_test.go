@@ -204,3 +204,27 @@ func TestHTTPRangeResponse(t *testing.T) {
 		t.Fatalf("clean range: %+v", files)
 	}
 }
+
+// TestHTTPUploadAnsweredEarly: a server may answer an upload before it has
+// all of it (413, 401); the upload's alert still names the upload's
+// request, not the one the connection sent before it.
+func TestHTTPUploadAnsweredEarly(t *testing.T) {
+	body := append(append([]byte(nil), eicar...), bytes.Repeat([]byte("x"), 3000)...)
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /first HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 204 No Content\r\n\r\n"), 0)
+	c.Client([]byte(fmt.Sprintf("PUT /files/x.com HTTP/1.1\r\nHost: www.lab.test\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:1000])), 0)
+	c.Server([]byte("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"), 0)
+	c.Client(body[1000:], 0)
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, defaultBundle(t))
+	vs := verdicts(e, tr.Sorted())
+	al := rec.alerts()
+	if !blocked(vs) || len(al) != 1 {
+		t.Fatalf("PUT of EICAR answered early: blocked %v, %d alerts", blocked(vs), len(al))
+	}
+	if h := al[0].HTTP; h == nil || h.URL != "/files/x.com" || h.Method != "PUT" {
+		t.Errorf("the upload's alert names %+v, want PUT /files/x.com", h)
+	}
+}
