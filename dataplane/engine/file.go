@@ -26,7 +26,7 @@ type fileState struct {
 	active bool
 	name   []byte
 	meta   *reqMeta  // the HTTP request it belongs to (req); nil for mail
-	req    reqMeta   // a copy of the request: the connection's own move on (an early answer swaps them)
+	req    reqMeta   // meta's copy: the connection's request queue reuses its slots (an answer to an upload still in transfer swaps them)
 	mail   *mailMeta // the message it is part of; nil for HTTP
 	quiet  bool      // a mail text body: reported only when malicious
 	// unscannable says why the file could not be scanned (a decompression

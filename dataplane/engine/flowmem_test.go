@@ -12,7 +12,7 @@ import (
 // measured over 20,000 connections from a hundred LAN hosts that send no
 // data (a scan, a flood): under 1.5 KB each, flow table entry included. A
 // flow state used to carry the mail and MIME parsers (10 KB), the HTTP
-// state (parser, request queue, files, decoders: 2.4 KB) and the TLS
+// state (parser, request queue, files, decoders: 2.6 KB) and the TLS
 // handshake parser (0.9 KB) whatever it carried (14.8 KB a flow); each is
 // now taken from a pool by the flows that speak its protocol, so a full
 // table of 65,536 such flows holds about 66 MB instead of 1 GB.

@@ -93,7 +93,7 @@ type flowState struct {
 
 // httpFlow is the state of an HTTP connection: its parser, the requests
 // waiting for their responses, the files in transfer and their
-// Content-Encoding decoders, about 2.4 KB that no other flow needs. A flow
+// Content-Encoding decoders, about 2.6 KB that no other flow needs. A flow
 // takes one from the engine's pool when it is found to be HTTP (startHTTP)
 // and gives it back when it ends.
 type httpFlow struct {
@@ -242,7 +242,7 @@ func (e *Engine) release(f *flow.Flow) {
 		e.msgPool.Put(m)
 		st.msg = nil
 	}
-	e.endHTTP(st)     // after the upload's part, which names its request
+	e.endHTTP(st)
 	st.tcp[0].Reset() // out-of-order pages back to the pool
 	st.tcp[1].Reset()
 	f.Ext = nil
