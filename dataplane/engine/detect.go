@@ -53,19 +53,35 @@ func (e *Engine) intelConfident(ind *intel.Indicator) bool {
 }
 
 // input fills the reused rules.Input with the current packet's flow facts
-// and clears its buffers.
+// and clears its buffers. While a flow is released (its last bytes and
+// files inspected at a timeout, an eviction or Close) the packet in hand
+// is another flow's: the addresses, ports and protocol are then the
+// flow's, direction dir, and the packet fields zero.
 func (e *Engine) input(st *flowState, dir int) *rules.Input {
 	in := &e.in
-	p := &e.p
-	in.Proto = p.Proto
+	if p := &e.p; e.cur.pkt {
+		in.Proto = p.Proto
+		in.Src, in.Dst = p.Src, p.Dst
+		in.SrcPort, in.DstPort = p.SrcPort, p.DstPort
+		in.PayloadLen, in.TTL, in.TCPFlags = len(p.Payload), p.TTL, p.TCPFlags
+		in.ICMPType, in.ICMPCode = p.ICMPType, p.ICMPCode
+		in.IPID, in.ICMPID, in.ICMPSeq = p.IPID, p.ICMPID, p.ICMPSeq
+	} else {
+		f := st.f
+		src, dst := f.Client, f.Server
+		if dir == 1 {
+			src, dst = dst, src
+		}
+		in.Proto = f.Proto
+		in.Src, in.Dst = src.Addr(), dst.Addr()
+		in.SrcPort, in.DstPort = src.Port(), dst.Port()
+		in.PayloadLen, in.TTL, in.TCPFlags = 0, 0, 0
+		in.ICMPType, in.ICMPCode = 0, 0
+		in.IPID, in.ICMPID, in.ICMPSeq = 0, 0, 0
+	}
 	in.App = st.app.String()
-	in.Src, in.Dst = p.Src, p.Dst
-	in.SrcPort, in.DstPort = p.SrcPort, p.DstPort
 	in.ToServer = dir == 0
-	in.Established = st.established || p.Proto != 6
-	in.PayloadLen, in.TTL, in.TCPFlags = len(p.Payload), p.TTL, p.TCPFlags
-	in.ICMPType, in.ICMPCode = p.ICMPType, p.ICMPCode
-	in.IPID, in.ICMPID, in.ICMPSeq = p.IPID, p.ICMPID, p.ICMPSeq
+	in.Established = st.established || in.Proto != 6
 	in.StreamBytesToServer, in.StreamBytesToClient = uint64(st.depth[0]), uint64(st.depth[1])
 	in.TLSVersion, in.TLSState, in.File = st.tlsWireVersion(), 0, nil
 	in.Buf = [rules.NumBuffers][]byte{}
@@ -188,9 +204,9 @@ func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indi
 	if st.alertedOnce(sid) {
 		return nil
 	}
-	dir := 1
-	if e.p.Dst == st.f.Server.Addr() {
-		dir = 0
+	dir := 0 // the client's side, when st is released
+	if e.cur.pkt {
+		dir = e.cur.dir
 	}
 	ev := e.event(st, dir, alert.TypeAlert, meta)
 	action := alert.ActionAllowed
@@ -253,7 +269,7 @@ func (e *Engine) event(st *flowState, dir int, typ string, meta *reqMeta) *alert
 		SrcPort:   src.Port(),
 		DestIP:    dst.Addr().String(),
 		DestPort:  dst.Port(),
-		Proto:     protoName(e.p.Proto),
+		Proto:     protoName(f.Proto),
 		AppProto:  st.app.String(),
 		Schema:    alert.SchemaVersion,
 	}

@@ -248,7 +248,8 @@ type Engine struct {
 // pktCtx is what the callbacks of the current packet need to know.
 type pktCtx struct {
 	st      *flowState
-	dir     int // 0 to server, 1 to client
+	dir     int  // 0 to server, 1 to client
+	pkt     bool // e.p is st's packet; false while st is released (e.p is another flow's, or none)
 	verdict Verdict
 	discard bool       // drop this packet only (stream normalisation); the flow goes on
 	host    netip.Addr // the office host an alert is about, when not the flow's client (heuristics.go)
@@ -372,7 +373,7 @@ func (e *Engine) Process(ts time.Time, pkt []byte) Verdict {
 	if e.cfg.InspectNone {
 		return e.count(Accept)
 	}
-	e.cur = pktCtx{st: st, dir: dir}
+	e.cur = pktCtx{st: st, dir: dir, pkt: true}
 	if st.blocked {
 		return e.count(Drop)
 	}

@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/telemetry/alert"
@@ -226,5 +227,59 @@ func TestHTTPUploadAnsweredEarly(t *testing.T) {
 	}
 	if h := al[0].HTTP; h == nil || h.URL != "/files/x.com" || h.Method != "PUT" {
 		t.Errorf("the upload's alert names %+v, want PUT /files/x.com", h)
+	}
+}
+
+// TestFileEndedByTimeout: a download whose connection goes quiet before
+// its end (a body delimited by the close, no FIN) is scanned when the flow
+// times out, which happens while the engine handles another flow's packet
+// (here a DNS datagram). The alert and the fileinfo event name the
+// download's connection, not that packet's.
+func TestFileEndedByTimeout(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /files/x.com HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"), 0)
+	c.Server(eicar, 0)
+	tr.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
+	later := testpcap.NewTrace(t0.Add(2 * time.Hour)) // the download's flow has timed out
+	later.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, defaultBundle(t))
+	verdicts(e, append(tr.Sorted(), later.Sorted()...))
+	var got []*alert.Event
+	for _, ev := range rec.ev {
+		if ev.FileInfo != nil {
+			got = append(got, ev)
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("no alert or fileinfo event for the download ended by its timeout")
+	}
+	for _, ev := range got {
+		if ev.Proto != "TCP" || ev.SrcIP != "198.18.2.2" || ev.SrcPort != 80 || ev.DestIP != "198.18.1.2" || ev.DestPort != 40000 {
+			t.Errorf("%s event names %s %s:%d -> %s:%d, want TCP 198.18.2.2:80 -> 198.18.1.2:40000",
+				ev.EventType, ev.Proto, ev.SrcIP, ev.SrcPort, ev.DestIP, ev.DestPort)
+		}
+	}
+}
+
+// TestBodyRulesAtTimeout: the body and file rules still see a download
+// ended by its flow's timeout with the download's addresses, ports and
+// protocol, not those of the packet that happened to trigger the timeout.
+func TestBodyRulesAtTimeout(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /page HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello, a page that never ends"), 0)
+	tr.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
+	later := testpcap.NewTrace(t0.Add(2 * time.Hour))
+	later.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, ruleBundle(t, `alert http 198.18.2.2 80 -> 198.18.1.2 40000 (msg:"page body"; flow:established,to_client; file_data; content:"never ends"; sid:9300004; rev:1;)`))
+	verdicts(e, append(tr.Sorted(), later.Sorted()...))
+	al := rec.alerts()
+	if len(al) != 1 || al[0].Alert.SignatureID != 9300004 || al[0].Proto != "TCP" {
+		t.Fatalf("alerts %+v, want one for sid 9300004 on the TCP download", al)
 	}
 }
