@@ -139,7 +139,7 @@ func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, me
 		}
 		ev := e.event(st, dir, alert.TypeAlert, meta)
 		action := alert.ActionAllowed
-		if v != Accept {
+		if v != Accept && e.cur.pkt { // a released flow has no packet left to block
 			action = alert.ActionBlocked
 		}
 		ev.Alert = &alert.Alert{
@@ -210,7 +210,7 @@ func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indi
 	}
 	ev := e.event(st, dir, alert.TypeAlert, meta)
 	action := alert.ActionAllowed
-	if v != Accept {
+	if v != Accept && e.cur.pkt {
 		action = alert.ActionBlocked
 	}
 	in := intelOf(ind)

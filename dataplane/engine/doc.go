@@ -112,6 +112,13 @@
 // box-wide (Blocked): its URL and its SHA-256 for 24 h. The file keywords
 // (rules.FileFacts) see each file when it ends.
 //
+// A flow that times out or is evicted with bytes or a file still open (a
+// body delimited by a close that never came, a message cut short) is
+// inspected as it is released, while the engine holds another flow's
+// packet or none: its rules see the flow's own protocol, addresses and
+// ports, and its alerts say "allowed", since every packet it had has
+// passed (a malicious file is still remembered in Blocked).
+//
 // C&C: threat intel is matched at a flow's first packet (destination
 // address and port), on DNS queries and answers (addresses learned per
 // client for the answer's TTL; Config.DNSBlock answers NXDOMAIN or a

@@ -548,8 +548,14 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	if f.mail != nil && st.app == appSMTP && dir == 1 {
 		done = "the transfer was cut"
 	}
+	action := alert.ActionBlocked
+	if !e.cur.pkt {
+		// Found as the flow was released (a timeout, an eviction): its
+		// last packet has passed, there is nothing left to hold.
+		action, done = alert.ActionAllowed, "it was found when the connection ended, after its last packet had passed: check the receiving host"
+	}
 	a.Alert = &alert.Alert{
-		Action: alert.ActionBlocked, GID: 1, SignatureID: sid, Rev: 1,
+		Action: action, GID: 1, SignatureID: sid, Rev: 1,
 		Signature: "UTM AV malware in " + proto + " transfer: " + info.Threat,
 		Category:  "Malware detected", Severity: 1,
 	}
@@ -558,6 +564,9 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	}
 	a.Stars = 3
 	a.Summary = "Blocked a malicious file (" + info.Threat + ") in " + where + "; " + done
+	if action == alert.ActionAllowed {
+		a.Summary = "Found a malicious file (" + info.Threat + ") in " + where + "; " + done
+	}
 	e.emit(a)
 }
 
@@ -566,9 +575,11 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 func (e *Engine) alertUnscannable(st *flowState, dir int, f *fileState, info *alert.FileInfo) {
 	e.stats.FilesUnscannable.Add(1)
 	action, done := alert.ActionAllowed, "it was let through (engine policy: allow unscannable files)"
-	if e.cfg.BlockUnscannable {
+	if e.cfg.BlockUnscannable && e.cur.pkt {
 		action, done = alert.ActionBlocked, "it was blocked (engine policy: block unscannable files)"
 		e.verdict(Reject)
+	} else if e.cfg.BlockUnscannable {
+		done = "it was found when the connection ended, after its last packet had passed"
 	}
 	a := e.event(st, dir, alert.TypeAlert, f.meta)
 	a.FileInfo = info

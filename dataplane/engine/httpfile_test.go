@@ -234,7 +234,8 @@ func TestHTTPUploadAnsweredEarly(t *testing.T) {
 // its end (a body delimited by the close, no FIN) is scanned when the flow
 // times out, which happens while the engine handles another flow's packet
 // (here a DNS datagram). The alert and the fileinfo event name the
-// download's connection, not that packet's.
+// download's connection, not that packet's, and the alert does not claim
+// a block: every packet of the download has passed.
 func TestFileEndedByTimeout(t *testing.T) {
 	tr := testpcap.NewTrace(t0)
 	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
@@ -255,6 +256,10 @@ func TestFileEndedByTimeout(t *testing.T) {
 	}
 	if len(got) == 0 {
 		t.Fatal("no alert or fileinfo event for the download ended by its timeout")
+	}
+	al := rec.alerts()
+	if len(al) != 1 || al[0].Stars != 3 || al[0].Alert.Action != alert.ActionAllowed || strings.HasPrefix(al[0].Summary, "Blocked") {
+		t.Errorf("alerts %+v, want one ★★★ malware alert, action allowed, not saying it blocked", al)
 	}
 	for _, ev := range got {
 		if ev.Proto != "TCP" || ev.SrcIP != "198.18.2.2" || ev.SrcPort != 80 || ev.DestIP != "198.18.1.2" || ev.DestPort != 40000 {
