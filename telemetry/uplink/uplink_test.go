@@ -69,13 +69,20 @@ func waitFor(t *testing.T, what string, fn func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-// delivered waits until the spool is empty and the monitor has worked off
-// its stream, then returns the stored alert ids in store order.
+// delivered waits until the spool is empty and then the monitor has
+// worked off its stream, and returns the stored alert ids in store order.
+// The order matters: an empty spool means every alert is in the stream
+// (the uplink deletes on JetStream's ack), so a backlog of 0 read after it
+// covers them all; read before it, the backlog may predate the last
+// publishes.
 func delivered(t *testing.T, m *monitor.Monitor, sp *spool.Spool) []string {
 	t.Helper()
 	waitFor(t, "the spool to empty and the monitor to store everything", func() bool {
+		if sp.Len() != 0 {
+			return false
+		}
 		n, err := m.Backlog()
-		return sp.Len() == 0 && err == nil && n == 0
+		return err == nil && n == 0
 	})
 	recs, err := m.Alerts(0)
 	if err != nil {
