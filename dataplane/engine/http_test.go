@@ -9,6 +9,7 @@ import (
 
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/signatures/rules"
+	"github.com/openutm/utm/telemetry/alert"
 )
 
 const bufReq = "POST /dl/a/%2e%2e/x.exe?q=%41 HTTP/1.1\r\n" +
@@ -165,6 +166,17 @@ func TestHTTPBuffersAllocs(t *testing.T) {
 	}
 }
 
+// ruleAlerts runs pkts through an engine with the rules text, closes it,
+// and returns the alerts.
+func ruleAlerts(t *testing.T, text string, pkts []testpcap.Packet) []*alert.Event {
+	t.Helper()
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, ruleBundle(t, text))
+	verdicts(e, pkts)
+	e.Close()
+	return rec.alerts()
+}
+
 // TestHTTPMetaNotInherited: an alert on a response packet that comes
 // before the response header is complete names the request it answers,
 // not one of an earlier connection whose pooled HTTP state the flow took.
@@ -178,13 +190,8 @@ func TestHTTPMetaNotInherited(t *testing.T) {
 	b.Client([]byte("GET /b HTTP/1.1\r\nHost: b.test\r\n\r\n"), 0)
 	b.Server([]byte("HTTP/1.1 200 OK\r\nServ"), 0) // the header ends in the next segment
 	b.Server([]byte("er: x\r\nContent-Length: 0\r\n\r\n"), 0)
-	var rec recorder
-	e := New(Config{Sink: &rec}, ruleBundle(t, `alert tcp any 80 -> any any (msg:"status line"; flow:to_client; content:"HTTP/1.1 200 OK"; depth:15; sid:9300001; rev:1;)`))
-	for _, p := range append(ta.Sorted(), tb.Sorted()...) {
-		e.Process(p.TS, p.Data)
-	}
-	e.Close()
-	al := rec.alerts()
+	al := ruleAlerts(t, `alert tcp any 80 -> any any (msg:"status line"; flow:to_client; content:"HTTP/1.1 200 OK"; depth:15; sid:9300001; rev:1;)`,
+		append(ta.Sorted(), tb.Sorted()...))
 	if len(al) != 1 {
 		t.Fatalf("%d alerts, want 1 (the second connection's status line)", len(al))
 	}
@@ -203,13 +210,7 @@ func TestHTTPMetaRequestInProgress(t *testing.T) {
 	c.Server([]byte("HTTP/1.1 204 No Content\r\n\r\n"), 0)
 	c.Client([]byte("GET /two HTTP/1.1\r\nHo"), 0) // the header ends in the next segment
 	c.Client([]byte("st: two.test\r\n\r\n"), 0)
-	var rec recorder
-	e := New(Config{Sink: &rec}, ruleBundle(t, `alert tcp any any -> any 80 (msg:"second request line"; flow:to_server; content:"GET /two"; depth:8; sid:9300002; rev:1;)`))
-	for _, p := range tr.Sorted() {
-		e.Process(p.TS, p.Data)
-	}
-	e.Close()
-	al := rec.alerts()
+	al := ruleAlerts(t, `alert tcp any any -> any 80 (msg:"second request line"; flow:to_server; content:"GET /two"; depth:8; sid:9300002; rev:1;)`, tr.Sorted())
 	if len(al) != 1 {
 		t.Fatalf("%d alerts, want 1 (the second request's first segment)", len(al))
 	}

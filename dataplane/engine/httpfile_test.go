@@ -280,10 +280,8 @@ func TestBodyRulesAtTimeout(t *testing.T) {
 	tr.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
 	later := testpcap.NewTrace(t0.Add(2 * time.Hour))
 	later.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
-	var rec recorder
-	e := New(Config{Sink: &rec, Reset: &resets{}}, ruleBundle(t, `alert http 198.18.2.2 80 -> 198.18.1.2 40000 (msg:"page body"; flow:established,to_client; file_data; content:"never ends"; sid:9300004; rev:1;)`))
-	verdicts(e, append(tr.Sorted(), later.Sorted()...))
-	al := rec.alerts()
+	al := ruleAlerts(t, `alert http 198.18.2.2 80 -> 198.18.1.2 40000 (msg:"page body"; flow:established,to_client; file_data; content:"never ends"; sid:9300004; rev:1;)`,
+		append(tr.Sorted(), later.Sorted()...))
 	if len(al) != 1 || al[0].Alert.SignatureID != 9300004 || al[0].Proto != "TCP" {
 		t.Fatalf("alerts %+v, want one for sid 9300004 on the TCP download", al)
 	}
