@@ -532,6 +532,7 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	a.FileInfo = info
 	sid, proto := sidAVHTTP, "HTTP"
 	var where, done string
+	cut := false // done says the transfer was cut
 	switch st.app {
 	case appSMTP:
 		sid, proto, where, done = sidAVMail, "SMTP", "a mail attachment", "the receiving server never accepted the message"
@@ -540,19 +541,23 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	case appIMAP:
 		sid, proto, where, done = sidAVMail, "IMAP", "a mail attachment", "the whole message never reached its destination"
 	default:
-		where, done = "an HTTP transfer", "the transfer was cut"
+		where, done, cut = "an HTTP transfer", "the transfer was cut", true
 		if dir == 0 {
 			where = "an HTTP upload"
 		}
 	}
 	if f.mail != nil && st.app == appSMTP && dir == 1 {
-		done = "the transfer was cut"
+		done, cut = "the transfer was cut", true
 	}
-	action := alert.ActionBlocked
+	action, verb := alert.ActionBlocked, "Blocked"
 	if !e.cur.pkt {
 		// Found as the flow was released (a timeout, an eviction): its
-		// last packet has passed, there is nothing left to hold.
-		action, done = alert.ActionAllowed, "it was found when the connection ended, after its last packet had passed: check the receiving host"
+		// last packet has passed, there is nothing left to hold. A mail
+		// message cut short was still never delivered whole.
+		action, verb = alert.ActionAllowed, "Found"
+		if cut {
+			done = "it was found when the connection ended, after its last packet had passed: check the receiving host"
+		}
 	}
 	a.Alert = &alert.Alert{
 		Action: action, GID: 1, SignatureID: sid, Rev: 1,
@@ -563,10 +568,7 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 		a.Alert.Signature = "UTM AV malware in mail attachment (" + proto + "): " + info.Threat
 	}
 	a.Stars = 3
-	a.Summary = "Blocked a malicious file (" + info.Threat + ") in " + where + "; " + done
-	if action == alert.ActionAllowed {
-		a.Summary = "Found a malicious file (" + info.Threat + ") in " + where + "; " + done
-	}
+	a.Summary = verb + " a malicious file (" + info.Threat + ") in " + where + "; " + done
 	e.emit(a)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/telemetry/alert"
@@ -267,5 +268,38 @@ func TestIMAPSectionAndPartialFetchCut(t *testing.T) {
 		if c.subject != "" && (al[0].Email == nil || al[0].Email.Subject != c.subject) {
 			t.Errorf("%s: email %+v, want subject %q", c.name, al[0].Email, c.subject)
 		}
+	}
+}
+
+// TestSMTPMessageCutShortAtTimeout: a message whose connection goes quiet
+// in the middle of its attachment is scanned when the flow times out.
+// Every packet has passed by then, so the alert says allowed, not
+// blocked, and what it says of the message is still true: the server never
+// got the end of DATA.
+func TestSMTPMessageCutShortAtTimeout(t *testing.T) {
+	msg := mimeMessage("invoice.com", append(append([]byte(nil), eicar...), bytes.Repeat([]byte("clean bytes "), 200)...))
+	cut := bytes.Index(msg, []byte("--b1--")) - 200 // inside the attachment's base64, after EICAR
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40025", "198.18.2.25:25").Handshake()
+	c.Server([]byte("220 mx.lab.test ESMTP ready\r\n"), 0)
+	c.Client([]byte("EHLO pc.lab.test\r\n"), 0)
+	c.Server([]byte("250 mx.lab.test\r\n"), 0)
+	c.Client([]byte("MAIL FROM:<alice@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n"), 0)
+	c.Server([]byte("250 OK\r\n250 OK\r\n354 go ahead\r\n"), 0)
+	c.Client(msg[:cut], 600)
+	later := testpcap.NewTrace(t0.Add(2 * time.Hour))
+	later.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, defaultBundle(t))
+	verdicts(e, append(tr.Sorted(), later.Sorted()...))
+	al := rec.alerts()
+	if len(al) != 1 || al[0].Stars != 3 || al[0].Alert.SignatureID != sidAVMail {
+		t.Fatalf("alerts %+v, want one ★★★ mail malware alert", al)
+	}
+	a := al[0]
+	if a.Alert.Action != alert.ActionAllowed || !strings.HasPrefix(a.Summary, "Found") ||
+		!strings.Contains(a.Summary, "never accepted the message") || a.Proto != "TCP" || a.Email == nil {
+		t.Errorf("alert %q action %s proto %s email %+v; want allowed, found, never accepted, TCP, the message's fields",
+			a.Summary, a.Alert.Action, a.Proto, a.Email)
 	}
 }
