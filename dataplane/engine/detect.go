@@ -138,10 +138,7 @@ func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, me
 			dir = 0
 		}
 		ev := e.event(st, dir, alert.TypeAlert, meta)
-		action := alert.ActionAllowed
-		if v != Accept && e.cur.pkt { // a released flow has no packet left to block
-			action = alert.ActionBlocked
-		}
+		action := e.action(v)
 		ev.Alert = &alert.Alert{
 			Action: action, GID: max(r.GID, 1), SignatureID: r.SID, Rev: r.Rev,
 			Signature: r.Msg, Category: r.Category, Severity: r.Priority,
@@ -150,6 +147,17 @@ func (e *Engine) matchRules(b *bundle.Bundle, st *flowState, in *rules.Input, me
 		ev.Summary = summary(r.Msg, action)
 		e.emit(ev)
 	}
+}
+
+// action is the EVE alert.action of verdict v: blocked when v stops the
+// flow's traffic and a packet of the flow is in hand to stop. A flow
+// inspected as it is released (pktCtx.pkt false) has none left: every
+// packet it had has passed.
+func (e *Engine) action(v Verdict) string {
+	if v != Accept && e.cur.pkt {
+		return alert.ActionBlocked
+	}
+	return alert.ActionAllowed
 }
 
 func summary(what, action string) string {
@@ -209,10 +217,7 @@ func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indi
 		dir = e.cur.dir
 	}
 	ev := e.event(st, dir, alert.TypeAlert, meta)
-	action := alert.ActionAllowed
-	if v != Accept && e.cur.pkt {
-		action = alert.ActionBlocked
-	}
+	action := e.action(v)
 	in := intelOf(ind)
 	ev.Intel = &in
 	var sig string

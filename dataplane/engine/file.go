@@ -549,12 +549,12 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 	if f.mail != nil && st.app == appSMTP && dir == 1 {
 		done, cut = "the transfer was cut", true
 	}
-	action, verb := alert.ActionBlocked, "Blocked"
-	if !e.cur.pkt {
+	action, verb := e.action(Reject), "Blocked"
+	if action == alert.ActionAllowed {
 		// Found as the flow was released (a timeout, an eviction): its
 		// last packet has passed, there is nothing left to hold. A mail
 		// message cut short was still never delivered whole.
-		action, verb = alert.ActionAllowed, "Found"
+		verb = "Found"
 		if cut {
 			done = "it was found when the connection ended, after its last packet had passed: check the receiving host"
 		}
@@ -577,11 +577,12 @@ func (e *Engine) alertMalware(st *flowState, dir int, f *fileState, info *alert.
 func (e *Engine) alertUnscannable(st *flowState, dir int, f *fileState, info *alert.FileInfo) {
 	e.stats.FilesUnscannable.Add(1)
 	action, done := alert.ActionAllowed, "it was let through (engine policy: allow unscannable files)"
-	if e.cfg.BlockUnscannable && e.cur.pkt {
-		action, done = alert.ActionBlocked, "it was blocked (engine policy: block unscannable files)"
+	if e.cfg.BlockUnscannable {
 		e.verdict(Reject)
-	} else if e.cfg.BlockUnscannable {
-		done = "it was found when the connection ended, after its last packet had passed"
+		action, done = e.action(Reject), "it was blocked (engine policy: block unscannable files)"
+		if action == alert.ActionAllowed {
+			done = "it was found when the connection ended, after its last packet had passed"
+		}
 	}
 	a := e.event(st, dir, alert.TypeAlert, f.meta)
 	a.FileInfo = info
@@ -611,7 +612,7 @@ func (e *Engine) alertBlockedRetry(st *flowState, m *reqMeta, b blockedEntry) {
 	a := e.event(st, 0, alert.TypeAlert, m)
 	a.FileInfo = &alert.FileInfo{SHA256: b.sha256, Threat: b.threat, Verdict: "malicious"}
 	a.Alert = &alert.Alert{
-		Action: alert.ActionBlocked, GID: 1, SignatureID: sidAVRetry, Rev: 1,
+		Action: e.action(Reject), GID: 1, SignatureID: sidAVRetry, Rev: 1,
 		Signature: "UTM AV request for a file blocked earlier: " + b.threat,
 		Category:  "Malware detected", Severity: 1,
 	}

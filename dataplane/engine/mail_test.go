@@ -38,16 +38,23 @@ func mimeMessage(name string, attachment []byte) []byte {
 	return []byte(b.String())
 }
 
-// smtpSession sends msg over SMTP with the server's replies; it returns the
-// trace and the index of the client's DATA-terminating bytes in msg order.
-func smtpSession(msg []byte) *testpcap.Trace {
-	tr := testpcap.NewTrace(t0)
+// smtpToData opens an SMTP session in tr up to the server's 354: the
+// client's next bytes are the message.
+func smtpToData(tr *testpcap.Trace) *testpcap.TCP {
 	c := tr.NewTCP("198.18.1.2:40025", "198.18.2.25:25").Handshake()
 	c.Server([]byte("220 mx.lab.test ESMTP ready\r\n"), 0)
 	c.Client([]byte("EHLO pc.lab.test\r\n"), 0)
 	c.Server([]byte("250-mx.lab.test\r\n250 PIPELINING\r\n"), 0)
 	c.Client([]byte("MAIL FROM:<alice@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n"), 0)
 	c.Server([]byte("250 OK\r\n250 OK\r\n354 go ahead\r\n"), 0)
+	return c
+}
+
+// smtpSession sends msg over SMTP with the server's replies and ends the
+// session.
+func smtpSession(msg []byte) *testpcap.Trace {
+	tr := testpcap.NewTrace(t0)
+	c := smtpToData(tr)
 	c.Client(append(msg, ".\r\n"...), 600)
 	c.Server([]byte("250 2.0.0 queued\r\n"), 0)
 	c.Client([]byte("QUIT\r\n"), 0)
@@ -280,13 +287,7 @@ func TestSMTPMessageCutShortAtTimeout(t *testing.T) {
 	msg := mimeMessage("invoice.com", append(append([]byte(nil), eicar...), bytes.Repeat([]byte("clean bytes "), 200)...))
 	cut := bytes.Index(msg, []byte("--b1--")) - 200 // inside the attachment's base64, after EICAR
 	tr := testpcap.NewTrace(t0)
-	c := tr.NewTCP("198.18.1.2:40025", "198.18.2.25:25").Handshake()
-	c.Server([]byte("220 mx.lab.test ESMTP ready\r\n"), 0)
-	c.Client([]byte("EHLO pc.lab.test\r\n"), 0)
-	c.Server([]byte("250 mx.lab.test\r\n"), 0)
-	c.Client([]byte("MAIL FROM:<alice@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n"), 0)
-	c.Server([]byte("250 OK\r\n250 OK\r\n354 go ahead\r\n"), 0)
-	c.Client(msg[:cut], 600)
+	smtpToData(tr).Client(msg[:cut], 600)
 	later := testpcap.NewTrace(t0.Add(2 * time.Hour))
 	later.UDP("198.18.1.3:5353", "198.18.2.53:53", []byte("not quite dns"))
 	var rec recorder
