@@ -102,6 +102,7 @@ type httpFlow struct {
 	reqHead int
 	reqN    int
 	resp    reqMeta // the request the current response answers
+	interim bool    // the server's last response was a 1xx: reqs[reqHead] still waits for its final one
 	file    [2]fileState
 
 	upMIME    bool                  // the request body in transfer is multipart: parts go to mime
@@ -140,7 +141,7 @@ func (e *Engine) endHTTP(st *flowState) {
 	}
 	st.closeDecoder(0)
 	st.closeDecoder(1)
-	h.upMIME = false
+	h.upMIME, h.interim = false, false
 	h.encErr, h.rangeFrom, h.expect = [2]string{}, [2]int64{}, [2]int64{}
 	h.reqHead, h.reqN = 0, 0
 	h.resp.set(nil) // named by no later flow

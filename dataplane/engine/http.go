@@ -83,6 +83,14 @@ func (st *flowState) Response(r *http1.Response) {
 	if hasToken(r.Connection, "close") || (bytes.Equal(r.Proto, []byte("HTTP/1.0")) && !hasToken(r.Connection, "keep-alive")) {
 		st.lastTx = true
 	}
+	meta := &h.resp
+	h.interim = r.Status < 200
+	if h.interim && h.reqN > 0 {
+		// "100 Continue" and the like: the request still waits for its
+		// final response, and this one is about it.
+		meta = &h.reqs[h.reqHead]
+		meta.status = r.Status
+	}
 	if r.Status >= 200 {
 		if h.reqN > 0 {
 			m := &h.reqs[h.reqHead]
@@ -129,7 +137,7 @@ func (st *flowState) Response(r *http1.Response) {
 	if r.Status >= 200 && hasBody(r) {
 		in.Buf[rules.BufFileName] = h.file[1].name
 	}
-	e.matchRules(b, st, in, &h.resp)
+	e.matchRules(b, st, in, meta)
 }
 
 // hasBody reports whether a final response carries a body (not to HEAD,
@@ -309,8 +317,9 @@ func hasMediaType(ct []byte, prefix string) bool {
 // for its payload alerts, once the parser has taken the packet. A
 // client's packet: the last request, or none while a request header is
 // incomplete (the request being sent is not known yet). A server's
-// packet: the request it answers; while a response header is incomplete,
-// the oldest request waiting (its Response call moves it to resp).
+// packet: the request it answers; while a response header is incomplete
+// or after a 1xx, the oldest request waiting (the Response call of its
+// final response moves it to resp).
 func (st *flowState) payloadMeta(dir int) *reqMeta {
 	h := st.http
 	if dir == 0 {
@@ -319,7 +328,7 @@ func (st *flowState) payloadMeta(dir int) *reqMeta {
 		}
 		return st.lastRequest()
 	}
-	if h.reqN > 0 && h.p.InHeader(http1.ToClient) {
+	if h.reqN > 0 && (h.interim || h.p.InHeader(http1.ToClient)) {
 		return &h.reqs[h.reqHead]
 	}
 	return &h.resp

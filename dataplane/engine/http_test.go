@@ -218,3 +218,27 @@ func TestHTTPMetaRequestInProgress(t *testing.T) {
 		t.Errorf("the alert on the second request's first segment names %+v, want no request", *h)
 	}
 }
+
+// TestHTTPMetaInterimResponse: a "100 Continue" answers the request that
+// waits for it; alerts on it, by its status or by its packet's bytes,
+// name that request, not the connection's previous one.
+func TestHTTPMetaInterimResponse(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:80").Handshake()
+	c.Client([]byte("GET /first HTTP/1.1\r\nHost: up.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 204 No Content\r\n\r\n"), 0)
+	c.Client([]byte("PUT /up/x.txt HTTP/1.1\r\nHost: up.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 100 Continue\r\n\r\n"), 0)
+	c.Client([]byte("hello"), 0)
+	c.Server([]byte("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), 0)
+	al := ruleAlerts(t, `alert http any any -> any any (msg:"interim status"; flow:to_client; http.stat_code; content:"100"; sid:9300003; rev:1;)
+alert tcp any 80 -> any any (msg:"interim bytes"; flow:to_client; content:"100 Continue"; sid:9300004; rev:1;)`, tr.Sorted())
+	if len(al) != 2 {
+		t.Fatalf("%d alerts, want 2 (the interim response's status and bytes)", len(al))
+	}
+	for _, a := range al {
+		if h := a.HTTP; h == nil || h.Method != "PUT" || h.URL != "/up/x.txt" || h.Status != 100 {
+			t.Errorf("%s names %+v, want the request it answers, PUT /up/x.txt, status 100", a.Alert.Signature, h)
+		}
+	}
+}
