@@ -611,13 +611,17 @@ func (e *Engine) alertBlockedRetry(st *flowState, m *reqMeta, b blockedEntry) {
 	}
 	a := e.event(st, 0, alert.TypeAlert, m)
 	a.FileInfo = &alert.FileInfo{SHA256: b.sha256, Threat: b.threat, Verdict: "malicious"}
+	act := e.action(Reject)
 	a.Alert = &alert.Alert{
-		Action: e.action(Reject), GID: 1, SignatureID: sidAVRetry, Rev: 1,
+		Action: act, GID: 1, SignatureID: sidAVRetry, Rev: 1,
 		Signature: "UTM AV request for a file blocked earlier: " + b.threat,
 		Category:  "Malware detected", Severity: 1,
 	}
 	a.Stars = 2
 	a.Summary = "Refused a request for a file neutralised earlier (" + b.threat + "): a resume or retry of a blocked download; the connection was reset"
+	if act != alert.ActionBlocked { // seen only when the flow was released: it has passed
+		a.Summary = "Found a request for a file neutralised earlier (" + b.threat + ") when the connection ended: a resume or retry of a blocked download; check the requesting host"
+	}
 	e.emit(a)
 }
 
