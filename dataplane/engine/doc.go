@@ -47,6 +47,14 @@
 // segment) when the message has a body. They are built in per-engine
 // scratch buffers: no allocation.
 //
+// A connection that leaves HTTP on purpose, at a 2xx answer to CONNECT (a
+// tunnel through a proxy) or a 101 (WebSocket, h2c), is recognised afresh
+// from the next byte (http_tunnels counts them): TLS through a proxy has
+// its handshake followed, its SNI matched against rules and threat
+// intelligence and the flow bypassed once it encrypts, as a direct one;
+// plain HTTP through it is parsed as HTTP; anything else is opaque. The
+// tunnel is never taken for the body of the proxy's answer.
+//
 // The bundle is loaded once per packet (SetBundle from a reload swaps an
 // atomic pointer; a packet in flight finishes with the bundle it began
 // with).

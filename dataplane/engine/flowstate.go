@@ -403,8 +403,14 @@ func (e *Engine) tcp(b *bundle.Bundle, st *flowState, dir int) {
 
 // data receives in-order stream bytes of direction d.
 func (st *flowState) data(d int, b []byte) {
-	e := st.e
 	st.depth[d] += len(b)
+	st.parse(d, b)
+}
+
+// parse gives b to the flow's application parser, the first bytes of a
+// stream (or of an HTTP tunnel) choosing it.
+func (st *flowState) parse(d int, b []byte) {
+	e := st.e
 	if st.app == appUnknown {
 		switch {
 		case d == 0 && looksHTTP(b):
@@ -431,7 +437,17 @@ func (st *flowState) data(d int, b []byte) {
 	}
 	switch st.app {
 	case appHTTP:
-		st.http.p.Feed(http1.Dir(d), b)
+		rest := st.http.p.Feed(http1.Dir(d), b)
+		if st.http.p.Tunneled() {
+			// A CONNECT through a proxy or an Upgrade: what follows is
+			// another protocol (TLS, most often), recognised afresh.
+			e.stats.HTTPTunnels.Add(1)
+			e.endHTTP(st)
+			st.app = appUnknown
+			if len(rest) > 0 {
+				st.parse(d, rest)
+			}
+		}
 	case appSMTP, appPOP3, appIMAP:
 		st.msg.mail.Feed(mail.Dir(d), b) // mail.go
 		if st.msg.mail.Broken() {

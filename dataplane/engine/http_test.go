@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/dataplane/internal/testpcap"
+	"github.com/openutm/utm/dataplane/internal/tlstest"
 	"github.com/openutm/utm/signatures/rules"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -240,5 +242,70 @@ alert tcp any 80 -> any any (msg:"interim bytes"; flow:to_client; content:"100 C
 		if h := a.HTTP; h == nil || h.Method != "PUT" || h.URL != "/up/x.txt" || h.Status != 100 {
 			t.Errorf("%s names %+v, want the request it answers, PUT /up/x.txt, status 100", a.Alert.Signature, h)
 		}
+	}
+}
+
+// connectTrace opens a CONNECT tunnel to target through a proxy at
+// 198.18.2.2:3128, then carries the client's and the server's flights
+// through it in turn.
+func connectTrace(target string, flights ...[]byte) []testpcap.Packet {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
+	c.Client([]byte("CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 200 Connection established\r\n\r\n"), 0)
+	for i, f := range flights {
+		if i%2 == 0 {
+			c.Client(f, 0)
+		} else {
+			c.Server(f, 0)
+		}
+	}
+	c.Close()
+	return tr.Sorted()
+}
+
+// TestHTTPConnectTunnel: what a client sends through a proxy's CONNECT
+// tunnel is inspected as what it is, not as the body of the proxy's "200
+// Connection established": the TLS inside is followed (its SNI matched by
+// rules and by threat intel, the flow bypassed once both sides encrypt)
+// and no file is made of it; plain HTTP inside is parsed as HTTP.
+func TestHTTPConnectTunnel(t *testing.T) {
+	h := tlstest.Record(t, tls.VersionTLS12, "c2.tls.example")
+	ch := 5 + (int(h.Client[3])<<8 | int(h.Client[4]))
+	sf := beforeRecord(h.Server, 20)
+	tlsIn := connectTrace("198.18.2.9:443", h.Client[:ch], h.Server[:sf], h.Client[ch:], h.Server[sf:])
+
+	var rec recorder
+	e := New(Config{Sink: &rec}, ruleBundle(t, `alert tls any any -> any any (msg:"sni"; tls.sni; content:"c2.tls.example"; sid:1;)`))
+	vs := verdicts(e, tlsIn)
+	e.Close()
+	al := rec.alerts()
+	if len(al) != 1 || al[0].AppProto != "tls" || al[0].TLS == nil || al[0].TLS.SNI != "c2.tls.example" {
+		t.Fatalf("want the SNI rule's alert with the tunnel's TLS metadata, got %d alerts: %+v", len(al), al)
+	}
+	if fi := rec.fileinfos(); len(fi) != 0 {
+		t.Errorf("the tunnel was reported as a file: %+v", fi[0].FileInfo)
+	}
+	s := e.Stats()
+	if s.HTTPTunnels.Load() != 1 || s.Stream.BypassTLS.Load() != 1 || vs[len(vs)-1] != Bypass {
+		t.Errorf("tunnels %d, TLS bypasses %d, last verdict %v; want 1, 1, bypass", s.HTTPTunnels.Load(), s.Stream.BypassTLS.Load(), vs[len(vs)-1])
+	}
+
+	rec = recorder{}
+	e = New(Config{Sink: &rec, Reset: &resets{}}, intelBundle(t, "c2.tls.example\n"))
+	vs = verdicts(e, tlsIn)
+	e.Close()
+	if al := rec.alerts(); len(al) != 1 || al[0].Alert.SignatureID != sidCNCTLSSNI || al[0].Stars != 3 {
+		t.Fatalf("a C&C name in a tunnel's SNI: want one ★★★ sid %d alert, got %+v", sidCNCTLSSNI, al)
+	}
+	if vs[len(vs)-1] == Accept {
+		t.Error("the C&C connection through the proxy was not blocked")
+	}
+
+	al = ruleAlerts(t, `alert http any any -> any any (msg:"inner uri"; http.uri; content:"/gate.php"; sid:2;)`,
+		connectTrace("198.18.2.9:80", []byte("GET /gate.php?id=1 HTTP/1.1\r\nHost: inner.test\r\n\r\n"),
+			[]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")))
+	if len(al) != 1 || al[0].HTTP == nil || al[0].HTTP.Hostname != "inner.test" || al[0].HTTP.URL != "/gate.php?id=1" {
+		t.Fatalf("plain HTTP in a tunnel: want the inner request's alert, got %+v", al)
 	}
 }

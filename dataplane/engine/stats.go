@@ -22,6 +22,7 @@ type Stats struct {
 	Stream                              StreamStats // reassembly evasion and bypass (evasion.go)
 	TLS                                 TLSStats    // handshake parsing (tls.go)
 	HTTPRequests, DNSQueries            atomic.Uint64
+	HTTPTunnels                         atomic.Uint64 // CONNECT tunnels and Upgrades: inspected as what they carry
 	DNSMalformed                        atomic.Uint64
 	DNSBlocked                          atomic.Uint64 // queries for listed domains answered by the box
 	Files, FilesMalicious, FilesPartial atomic.Uint64
@@ -97,6 +98,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"midstream":             s.Midstream.Load(),
 		"stream_overflow":       s.StreamOverflow.Load(),
 		"http_requests":         s.HTTPRequests.Load(),
+		"http_tunnels":          s.HTTPTunnels.Load(),
 		"dns_queries":           s.DNSQueries.Load(),
 		"dns_malformed":         s.DNSMalformed.Load(),
 		"files":                 s.Files.Load(),

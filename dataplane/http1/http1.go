@@ -16,6 +16,12 @@
 // What is not HTTP (a header block over the cap, a bad request or status
 // line, a bad chunk size) stops parsing of that direction: Broken reports it
 // and the engine treats the rest of the flow as opaque.
+//
+// A connection that stops speaking HTTP on purpose, after a 2xx answer to
+// CONNECT (a tunnel through a proxy) or a 101 (an Upgrade: WebSocket,
+// h2c), is tunneled from the byte after that response's header: Feed
+// returns the bytes from there on, for the caller to inspect as the
+// protocol they are, and Tunneled reports it.
 package http1
 
 import "bytes"
@@ -95,6 +101,7 @@ const (
 	stTrailer
 	stBodyClose
 	stBroken
+	stTunnel // the connection switched to another protocol
 )
 
 type half struct {
@@ -134,13 +141,21 @@ func (p *Parser) Init(h Handler) {
 // are not HTTP.
 func (p *Parser) Broken(d Dir) bool { return p.dir[d].st == stBroken }
 
-// Feed parses the next in-order bytes of direction d.
-func (p *Parser) Feed(d Dir, b []byte) {
+// Tunneled reports whether the connection switched from HTTP to another
+// protocol (a 2xx answer to CONNECT, a 101).
+func (p *Parser) Tunneled() bool { return p.dir[ToClient].st == stTunnel }
+
+// Feed parses the next in-order bytes of direction d. Once the connection
+// is tunneled, it returns the bytes of b from the tunnel's first on; nil
+// until then.
+func (p *Parser) Feed(d Dir, b []byte) (tunneled []byte) {
 	h := &p.dir[d]
 	for len(b) > 0 {
 		switch h.st {
 		case stBroken:
-			return
+			return nil
+		case stTunnel:
+			return b
 		case stHeader:
 			b = p.header(d, h, b)
 		case stBodyLen:
@@ -156,16 +171,16 @@ func (p *Parser) Feed(d Dir, b []byte) {
 			}
 		case stBodyClose:
 			p.h.Body(d, b)
-			return
+			return nil
 		case stChunkSize, stChunkCRLF, stTrailer:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				if len(h.line)+len(b) > 1024 {
 					p.broken(d, h)
-					return
+					return nil
 				}
 				h.line = append(h.line, b...)
-				return
+				return nil
 			}
 			h.line = append(h.line, b[:i]...)
 			b = b[i+1:]
@@ -178,7 +193,7 @@ func (p *Parser) Feed(d Dir, b []byte) {
 				n, ok := parseHex(bytes.TrimSpace(line))
 				if !ok {
 					p.broken(d, h)
-					return
+					return nil
 				}
 				if n == 0 {
 					h.st = stTrailer
@@ -206,6 +221,7 @@ func (p *Parser) Feed(d Dir, b []byte) {
 			}
 		}
 	}
+	return nil
 }
 
 // Close ends the connection: a body that runs until close ends complete,
@@ -422,10 +438,14 @@ func (p *Parser) parseResponse(h *half) bool {
 		return false
 	}
 	r.Chunked = hasChunked(te)
-	if st >= 200 {
+	if st >= 200 || st == 101 {
 		r.Method = p.popMethod()
 	}
 	p.h.Response(r)
+	if st == 101 || st/100 == 2 && bytes.Equal(r.Method, []byte("CONNECT")) {
+		p.tunnel()
+		return true
+	}
 	switch {
 	case st < 200, st == 204, st == 304, bytes.Equal(r.Method, []byte("HEAD")):
 		h.hdr = h.hdr[:0]
@@ -441,6 +461,21 @@ func (p *Parser) parseResponse(h *half) bool {
 		p.beginBody(h, stBodyClose, 0)
 	}
 	return true
+}
+
+// tunnel ends HTTP on both directions: a request body in transfer ends
+// incomplete, and what follows the current header block is the tunnel's.
+func (p *Parser) tunnel() {
+	for d := range p.dir {
+		h := &p.dir[d]
+		if h.inBody {
+			h.inBody = false
+			p.h.BodyEnd(Dir(d), false)
+		}
+		h.st = stTunnel
+		h.hdr = h.hdr[:0]
+		h.line = h.line[:0]
+	}
 }
 
 func (p *Parser) beginBody(h *half, st state, n int64) {

@@ -212,17 +212,32 @@ func TestFeedAllocs(t *testing.T) {
 func FuzzParser(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), uint8(3))
 	f.Add([]byte("POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"), []byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nzz"), uint8(1))
+	f.Add([]byte("CONNECT a:443 HTTP/1.1\r\n\r\n\x16\x03\x01"), []byte("HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03"), uint8(5))
 	f.Fuzz(func(t *testing.T, a, b []byte, chunk uint8) {
 		var p Parser
 		var r recorder
 		p.Init(&r)
 		n := int(chunk%16) + 1
+		tunnelAt := -1 // events when the connection was tunneled
+		feed := func(d Dir, b []byte) {
+			rest := p.Feed(d, b)
+			if len(rest) > len(b) || len(rest) > 0 && &rest[len(rest)-1] != &b[len(b)-1] {
+				t.Fatalf("Feed handed back %q, not a tail of %q", rest, b)
+			}
+			if p.Tunneled() {
+				if tunnelAt < 0 {
+					tunnelAt = len(r.ev)
+				} else if len(r.ev) != tunnelAt {
+					t.Fatalf("events after the tunnel began: %q", r.ev[tunnelAt:])
+				}
+			}
+		}
 		for len(a) > 0 || len(b) > 0 {
 			k := min(n, len(a))
-			p.Feed(ToServer, a[:k])
+			feed(ToServer, a[:k])
 			a = a[k:]
 			k = min(n, len(b))
-			p.Feed(ToClient, b[:k])
+			feed(ToClient, b[:k])
 			b = b[k:]
 		}
 		p.Close()
@@ -244,4 +259,73 @@ func FuzzParser(f *testing.F) {
 			t.Fatalf("body without end after Close: %q", r.ev)
 		}
 	})
+}
+
+// TestTunnel: a 2xx answer to CONNECT and a 101 switch the connection to
+// another protocol from the byte after the response's header, whatever
+// the segmentation; Feed hands those bytes back and parses no more. A
+// refused CONNECT and a response without a length stay HTTP.
+func TestTunnel(t *testing.T) {
+	hello := "\x16\x03\x01\x00\x05hello"
+	cases := []struct {
+		name       string
+		feeds      []feed
+		tunnel     bool
+		want       []string
+		wantClient string // bytes handed back, by direction
+		wantServer string
+	}{
+		{"connect", []feed{
+			{ToServer, "CONNECT bad.example:443 HTTP/1.1\r\nHost: bad.example:443\r\n\r\n"},
+			{ToClient, "HTTP/1.1 200 Connection established\r\n\r\n"},
+			{ToServer, hello},
+			{ToClient, "\x16\x03\x03\x00\x02sh"},
+		}, true, []string{"req CONNECT bad.example:443 host=bad.example:443 cl=-1 chunked=false", "resp 200 method=CONNECT cl=-1 chunked=false"},
+			hello, "\x16\x03\x03\x00\x02sh"},
+		{"connect, the tunnel's first bytes with the answer", []feed{
+			{ToServer, "CONNECT 198.18.2.2:8443 HTTP/1.1\r\n\r\n"},
+			{ToClient, "HTTP/1.0 200 OK\r\nProxy-Agent: x\r\n\r\nSSH-2.0-x\r\n"},
+		}, true, []string{"req CONNECT 198.18.2.2:8443 host= cl=-1 chunked=false", "resp 200 method=CONNECT cl=-1 chunked=false"},
+			"", "SSH-2.0-x\r\n"},
+		{"websocket", []feed{
+			{ToServer, "GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
+			{ToClient, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi"},
+			{ToServer, "\x81\x82abcd\x09\x0b"},
+		}, true, []string{"req GET /chat host=a.test cl=-1 chunked=false", "resp 101 method=GET cl=-1 chunked=false"},
+			"\x81\x82abcd\x09\x0b", "\x81\x02hi"},
+		{"connect refused", []feed{
+			{ToServer, "CONNECT bad.example:443 HTTP/1.1\r\n\r\n"},
+			{ToClient, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 2\r\n\r\nno"},
+			{ToServer, "GET / HTTP/1.1\r\n\r\n"},
+		}, false, []string{"req CONNECT bad.example:443 host= cl=-1 chunked=false", "resp 407 method=CONNECT cl=2 chunked=false",
+			"body1 no", "end1 complete=true", "req GET / host= cl=-1 chunked=false"}, "", ""},
+		{"no length is a body, not a tunnel", []feed{
+			{ToServer, "GET / HTTP/1.1\r\n\r\n"},
+			{ToClient, "HTTP/1.1 200 OK\r\n\r\nabc"},
+		}, false, []string{"req GET / host= cl=-1 chunked=false", "resp 200 method=GET cl=-1 chunked=false", "body1 abc"}, "", ""},
+	}
+	for _, c := range cases {
+		for _, chunk := range []int{0, 1, 7} {
+			var r recorder
+			var p Parser
+			p.Init(&r)
+			var back [2]string
+			for _, f := range c.feeds {
+				b := []byte(f.s)
+				for len(b) > 0 {
+					n := chunk
+					if n <= 0 || n > len(b) {
+						n = len(b)
+					}
+					back[f.d] += string(p.Feed(f.d, b[:n]))
+					b = b[n:]
+				}
+			}
+			if p.Tunneled() != c.tunnel || strings.Join(r.ev, "|") != strings.Join(c.want, "|") ||
+				back[ToServer] != c.wantClient || back[ToClient] != c.wantServer {
+				t.Errorf("%s (chunks of %d): tunneled %v, events %q, handed back %q / %q; want %v, %q, %q / %q",
+					c.name, chunk, p.Tunneled(), r.ev, back[ToServer], back[ToClient], c.tunnel, c.want, c.wantClient, c.wantServer)
+			}
+		}
+	}
 }
