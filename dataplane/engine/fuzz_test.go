@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"path/filepath"
@@ -8,13 +9,14 @@ import (
 	"time"
 
 	"github.com/openutm/utm/dataplane/capture"
+	"github.com/openutm/utm/dataplane/internal/tlstest"
 )
 
 // FuzzProcess feeds the whole pipeline (decode, flows, reassembly, HTTP,
 // DNS, files, signatures) a sequence of packets: each is a 2-byte length
 // and that many bytes. The seeds are the replay captures, so mutations
 // start from real conversations (EICAR download, C&C lookup, Log4Shell,
-// malformed packets). The engine must never panic, must count every
+// malformed packets, TLS through a proxy's tunnel). The engine must never panic, must count every
 // packet, and must return a known verdict.
 func FuzzProcess(f *testing.F) {
 	paths, _ := filepath.Glob("../replay/testdata/*.pcap")
@@ -38,6 +40,15 @@ func FuzzProcess(f *testing.F) {
 		r.Close()
 		f.Add(seed)
 	}
+	// A TLS handshake through a proxy's CONNECT tunnel.
+	h := tlstest.Record(f, tls.VersionTLS12, "c2.tls.example")
+	ch := 5 + (int(h.Client[3])<<8 | int(h.Client[4]))
+	var seed []byte
+	for _, p := range connectTrace("198.18.2.9:443", h.Client[:ch], h.Server, h.Client[ch:]) {
+		seed = binary.BigEndian.AppendUint16(seed, uint16(len(p.Data)))
+		seed = append(seed, p.Data...)
+	}
+	f.Add(seed)
 	b := defaultBundle(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec := &recorder{}
