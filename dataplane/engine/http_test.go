@@ -309,3 +309,26 @@ func TestHTTPConnectTunnel(t *testing.T) {
 		t.Fatalf("plain HTTP in a tunnel: want the inner request's alert, got %+v", al)
 	}
 }
+
+// TestHTTPProxyRequest: a request to a proxy names its target in full
+// ("GET http://host/path"); http.uri holds the path and query, as for the
+// same request sent to the server, so ET's rules anchored at the path
+// ("^/gate.php", startswith) still match it. The alert's URL is the target
+// as sent.
+func TestHTTPProxyRequest(t *testing.T) {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
+	c.Client([]byte("GET http://www.lab.test/dir/../gate.php?id=1 HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
+	c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
+	al := ruleAlerts(t, `alert http any any -> any any (msg:"path"; http.uri; content:"/gate.php?"; startswith; sid:1;)
+alert http any any -> any any (msg:"pcre"; pcre:"/^\/gate\.php\?id=\d$/U"; urilen:14; sid:2;)
+alert http any any -> any any (msg:"raw"; http.uri.raw; content:"http://www.lab.test/dir/"; startswith; sid:3;)`, tr.Sorted())
+	if len(al) != 3 {
+		t.Fatalf("%d alerts, want 3 (http.uri from the path, with pcre and urilen; http.uri.raw as sent)", len(al))
+	}
+	for _, a := range al {
+		if h := a.HTTP; h == nil || h.URL != "http://www.lab.test/dir/../gate.php?id=1" || h.Hostname != "www.lab.test" {
+			t.Errorf("%s: HTTP %+v, want the target as sent and host www.lab.test", a.Alert.Signature, h)
+		}
+	}
+}

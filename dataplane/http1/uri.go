@@ -4,10 +4,20 @@ import "bytes"
 
 // NormalizeURI appends to dst the URI as Suricata's http.uri buffer shows it:
 // percent-encoded bytes decoded, "+" kept, and "." and ".." path segments
-// resolved. The query string is decoded but not path-normalised. It does not
-// allocate when dst has room.
+// resolved. The query string is decoded but not path-normalised. A request
+// to a proxy (absolute-form, "http://host:8080/a?b") shows its path and
+// query only, as Suricata's default (libhtp uri-include-all: false), so a
+// rule anchored at the path's first "/" matches it as it would the same
+// request sent to the server. It does not allocate when dst has room.
 func NormalizeURI(dst, uri []byte) []byte {
 	start := len(dst)
+	if p, ok := absolutePath(uri); ok {
+		uri = p
+		if len(uri) == 0 || uri[0] != '/' {
+			dst = append(dst, '/') // "http://host" or "http://host?q": the path is "/"
+			start++
+		}
+	}
 	q := bytes.IndexByte(uri, '?')
 	path, query := uri, []byte(nil)
 	if q >= 0 {
@@ -109,6 +119,9 @@ func FileName(disposition, uri []byte) []byte {
 		}
 		return v
 	}
+	if p, ok := absolutePath(uri); ok {
+		uri = p
+	}
 	if q := bytes.IndexAny(uri, "?#"); q >= 0 {
 		uri = uri[:q]
 	}
@@ -125,4 +138,26 @@ func indexFold(b []byte, lower string) int {
 		}
 	}
 	return -1
+}
+
+// absolutePath returns what follows the scheme and authority of an
+// absolute-form request target (RFC 9112 3.2.2: "scheme://authority" then
+// path and query), and whether uri is one. An origin-form target starts
+// with "/" and is not.
+func absolutePath(uri []byte) ([]byte, bool) {
+	i := bytes.Index(uri, []byte("://"))
+	if i <= 0 {
+		return nil, false
+	}
+	for k, c := range uri[:i] { // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+		alpha := 'a' <= c|0x20 && c|0x20 <= 'z'
+		if !alpha && (k == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return nil, false
+		}
+	}
+	rest := uri[i+3:]
+	if j := bytes.IndexAny(rest, "/?#"); j >= 0 {
+		return rest[j:], true
+	}
+	return nil, true
 }
