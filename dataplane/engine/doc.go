@@ -33,11 +33,13 @@
 // Config.Stars overrides an alert's stars per sid.
 //
 // HTTP buffers (http.go), per request or response header block, as
-// Suricata fills them: http.uri (percent-decoded, dot segments resolved),
+// Suricata fills them: http.uri (percent-decoded, dot segments resolved;
+// of a request to a proxy, "GET http://host/path", the path and query),
 // http.uri.raw, http.method, http.request_line / http.response_line (no
 // CRLF), http.protocol, http.stat_code, http.stat_msg, single header values
-// (host, user_agent, cookie, referer, accept, accept_enc, accept_lang,
-// connection, content_type, content_len, server, location), http.header
+// (host, for a request to a proxy the target's; user_agent, cookie,
+// referer, accept, accept_enc, accept_lang, connection, content_type,
+// content_len, server, location), http.header
 // ("Name: value\r\n" per header, trimmed, without the start line and
 // without Cookie / Set-Cookie), http.header.raw (the block as received),
 // http.header_names ("\r\nName\r\n...\r\n\r\n"), http.start (start

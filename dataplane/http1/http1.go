@@ -42,7 +42,8 @@ const (
 type Request struct {
 	Method, URI, Proto []byte
 	Line               []byte // the request line, without its CRLF
-	Host, UserAgent    []byte
+	Host               []byte // the Host header; for a target in absolute form, its authority ("host:port")
+	UserAgent          []byte
 	Cookie             []byte
 	ContentType        []byte
 	Disposition        []byte
@@ -377,6 +378,12 @@ func (p *Parser) parseRequest(h *half) bool {
 		return false
 	}
 	r.Chunked = hasChunked(te)
+	if a := authority(r.URI); len(a) > 0 {
+		// A request to a proxy names its server in the target; the proxy
+		// goes there whatever the Host header says (RFC 9112 3.2.2), and
+		// so does Suricata's http.host.
+		r.Host = a
+	}
 	p.pushMethod(r.Method)
 	p.h.Request(r)
 	switch {

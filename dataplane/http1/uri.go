@@ -161,3 +161,18 @@ func absolutePath(uri []byte) ([]byte, bool) {
 	}
 	return nil, true
 }
+
+// authority returns the host and port of an absolute-form target, without
+// user information ("http://u@host:8080/a" -> "host:8080"); nil for any
+// other form.
+func authority(uri []byte) []byte {
+	path, ok := absolutePath(uri)
+	if !ok {
+		return nil
+	}
+	a := uri[bytes.Index(uri, []byte("://"))+3 : len(uri)-len(path)]
+	if k := bytes.LastIndexByte(a, '@'); k >= 0 {
+		a = a[k+1:]
+	}
+	return a
+}

@@ -39,3 +39,17 @@ func TestFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthority(t *testing.T) {
+	for _, c := range []struct{ uri, want string }{
+		{"http://www.lab.test/a", "www.lab.test"},
+		{"HTTP://user:pw@c2.lab.test:8080?q", "c2.lab.test:8080"},
+		{"http://[2001:db8::1]:80/", "[2001:db8::1]:80"},
+		{"/a?u=http://x.test/", ""},
+		{"bad.example:443", ""},
+	} {
+		if got := string(authority([]byte(c.uri))); got != c.want {
+			t.Errorf("authority(%q) = %q, want %q", c.uri, got, c.want)
+		}
+	}
+}
