@@ -335,21 +335,27 @@ alert http any any -> any any (msg:"raw"; http.uri.raw; content:"http://www.lab.
 
 // TestHTTPProxyHostFromTarget: a proxy goes to the server its request's
 // target names, whatever the Host header says, so a C&C name in the target
-// is caught behind a harmless Host header.
+// (of a GET to a proxy, of a CONNECT) is caught behind a harmless Host
+// header.
 func TestHTTPProxyHostFromTarget(t *testing.T) {
-	tr := testpcap.NewTrace(t0)
-	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
-	c.Client([]byte("GET http://c2.lab.test:8080/gate.php HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
-	c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
-	var rec recorder
-	e := New(Config{Sink: &rec, Reset: &resets{}}, intelBundle(t, "c2.lab.test\n"))
-	vs := verdicts(e, tr.Sorted())
-	e.Close()
-	al := rec.alerts()
-	if len(al) != 1 || al[0].Alert.SignatureID != sidCNCHTTPHost || al[0].HTTP == nil || al[0].HTTP.Hostname != "c2.lab.test" {
-		t.Fatalf("want one sid %d alert naming c2.lab.test, got %+v", sidCNCHTTPHost, al)
-	}
-	if vs[len(vs)-1] == Accept {
-		t.Error("the request for the C&C server was not blocked")
+	for _, req := range []string{
+		"GET http://c2.lab.test:8080/gate.php HTTP/1.1\r\nHost: www.lab.test\r\n\r\n",
+		"CONNECT c2.lab.test:443 HTTP/1.1\r\nHost: www.lab.test\r\n\r\n",
+	} {
+		tr := testpcap.NewTrace(t0)
+		c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
+		c.Client([]byte(req), 0)
+		c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
+		var rec recorder
+		e := New(Config{Sink: &rec, Reset: &resets{}}, intelBundle(t, "c2.lab.test\n"))
+		vs := verdicts(e, tr.Sorted())
+		e.Close()
+		al := rec.alerts()
+		if len(al) != 1 || al[0].Alert.SignatureID != sidCNCHTTPHost || al[0].HTTP == nil || al[0].HTTP.Hostname != "c2.lab.test" {
+			t.Fatalf("%q: want one sid %d alert naming c2.lab.test, got %+v", req, sidCNCHTTPHost, al)
+		}
+		if vs[len(vs)-1] == Accept {
+			t.Errorf("%q: the request for the C&C server was not blocked", req)
+		}
 	}
 }

@@ -42,7 +42,7 @@ const (
 type Request struct {
 	Method, URI, Proto []byte
 	Line               []byte // the request line, without its CRLF
-	Host               []byte // the Host header; for a target in absolute form, its authority ("host:port")
+	Host               []byte // the Host header; the target's authority ("host:port") for a target in absolute form and for CONNECT
 	UserAgent          []byte
 	Cookie             []byte
 	ContentType        []byte
@@ -383,6 +383,8 @@ func (p *Parser) parseRequest(h *half) bool {
 		// goes there whatever the Host header says (RFC 9112 3.2.2), and
 		// so does Suricata's http.host.
 		r.Host = a
+	} else if bytes.Equal(r.Method, []byte("CONNECT")) && len(r.URI) > 0 && r.URI[0] != '/' {
+		r.Host = r.URI // authority-form: the tunnel's end, "host:port"
 	}
 	p.pushMethod(r.Method)
 	p.h.Request(r)

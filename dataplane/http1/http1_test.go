@@ -285,7 +285,7 @@ func TestTunnel(t *testing.T) {
 		{"connect, the tunnel's first bytes with the answer", []feed{
 			{ToServer, "CONNECT 198.18.2.2:8443 HTTP/1.1\r\n\r\n"},
 			{ToClient, "HTTP/1.0 200 OK\r\nProxy-Agent: x\r\n\r\nSSH-2.0-x\r\n"},
-		}, true, []string{"req CONNECT 198.18.2.2:8443 host= cl=-1 chunked=false", "resp 200 method=CONNECT cl=-1 chunked=false"},
+		}, true, []string{"req CONNECT 198.18.2.2:8443 host=198.18.2.2:8443 cl=-1 chunked=false", "resp 200 method=CONNECT cl=-1 chunked=false"},
 			"", "SSH-2.0-x\r\n"},
 		{"websocket", []feed{
 			{ToServer, "GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
@@ -297,7 +297,7 @@ func TestTunnel(t *testing.T) {
 			{ToServer, "CONNECT bad.example:443 HTTP/1.1\r\n\r\n"},
 			{ToClient, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 2\r\n\r\nno"},
 			{ToServer, "GET / HTTP/1.1\r\n\r\n"},
-		}, false, []string{"req CONNECT bad.example:443 host= cl=-1 chunked=false", "resp 407 method=CONNECT cl=2 chunked=false",
+		}, false, []string{"req CONNECT bad.example:443 host=bad.example:443 cl=-1 chunked=false", "resp 407 method=CONNECT cl=2 chunked=false",
 			"body1 no", "end1 complete=true", "req GET / host= cl=-1 chunked=false"}, "", ""},
 		{"no length is a body, not a tunnel", []feed{
 			{ToServer, "GET / HTTP/1.1\r\n\r\n"},
