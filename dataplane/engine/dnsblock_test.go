@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +26,7 @@ func (r *replier) ReplyUDP(pkt, payload []byte) error {
 	return nil
 }
 
-func dnsQuery(t *testing.T, id uint16, name string, typ layers.DNSType) []byte {
+func dnsQuery(t testing.TB, id uint16, name string, typ layers.DNSType) []byte {
 	t.Helper()
 	d := &layers.DNS{ID: id, RD: true, Questions: []layers.DNSQuestion{{Name: []byte(name), Type: typ, Class: layers.DNSClassIN}}}
 	buf := gopacket.NewSerializeBuffer()
@@ -127,5 +129,108 @@ func TestDNSAlertDedupe(t *testing.T) {
 	}
 	if fmt.Sprint(src) != "[198.18.1.2 198.18.1.3 198.18.1.2]" {
 		t.Fatalf("DNS alerts from %v; want one per host, and one more after the minute", src)
+	}
+}
+
+// tcpDNS puts DNS messages on a TCP stream, each after its 2-byte length.
+func tcpDNS(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = append(b, byte(len(m)>>8), byte(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// TestDNSOverTCP: DNS over TCP gets what a datagram gets. A lookup of a
+// listed name, its message split across segments after a benign one, is
+// blocked by resetting the connection (★★★) or, under the alert policy,
+// let through with ★★; dns.query rules see both lookups; an answer naming
+// a listed domain teaches its address, and the connection to it that
+// follows is blocked.
+func TestDNSOverTCP(t *testing.T) {
+	stream := tcpDNS(dnsQuery(t, 1, "www.lab.test", layers.DNSTypeA), dnsQuery(t, 2, "cnc.utm-lab.test", layers.DNSTypeA))
+	cut := len(stream) - 9 // the listed name's query ends in the second segment
+	for _, c := range []struct {
+		policy  DNSPolicy
+		verdict Verdict
+		stars   alert.Stars
+		action  string
+		resets  int
+	}{
+		{DNSNXDomain, Reject, 3, alert.ActionBlocked, 1},
+		{DNSAlert, Accept, 2, alert.ActionAllowed, 0},
+	} {
+		tr := testpcap.NewTrace(t0)
+		k := tr.NewTCP("198.18.1.2:40010", "198.18.2.53:53").Handshake()
+		k.Client(stream[:cut], 0)
+		second := len(tr.Sorted()) // the index of the second segment
+		k.Client(stream[cut:], 0)
+		var rec recorder
+		var rs resets
+		e := New(Config{Sink: &rec, Reset: &rs, DNSBlock: c.policy}, defaultBundle(t))
+		vs := verdicts(e, tr.Sorted())
+		if slices.ContainsFunc(vs[:second], func(v Verdict) bool { return v != Accept }) || vs[second] != c.verdict {
+			t.Fatalf("policy %d: verdicts %v, want packets before %d accepted and it %v", c.policy, vs, second, c.verdict)
+		}
+		al := rec.alerts()
+		if len(al) != 1 || al[0].Stars != c.stars || al[0].Alert.Action != c.action || al[0].Alert.SignatureID != sidCNCDNS ||
+			al[0].DNS == nil || al[0].DNS.RRName != "cnc.utm-lab.test" || al[0].AppProto != "dns" || al[0].Proto != "TCP" {
+			t.Fatalf("policy %d: want one TCP DNS alert %v %s for cnc.utm-lab.test, got %+v", c.policy, c.stars, c.action, al)
+		}
+		if c.policy != DNSAlert && !strings.Contains(al[0].Summary, "the connection was reset") {
+			t.Errorf("summary %q does not say the connection was reset", al[0].Summary)
+		}
+		if len(rs.calls) != c.resets || e.Stats().DNSQueries.Load() != 2 {
+			t.Errorf("policy %d: %d resets, %d queries; want %d, 2", c.policy, len(rs.calls), e.Stats().DNSQueries.Load(), c.resets)
+		}
+	}
+
+	tr := testpcap.NewTrace(t0)
+	k := tr.NewTCP("198.18.1.2:40011", "198.18.2.53:53").Handshake()
+	k.Client(tcpDNS(dnsQuery(t, 3, "cnc.utm-lab.test", layers.DNSTypeA)), 0)
+	k.Server(tcpDNS(dnsAnswer(t, "cnc.utm-lab.test", "198.18.2.66")), 0)
+	tr.NewTCP("198.18.1.2:40012", "198.18.2.66:80").Handshake()
+	var rec recorder
+	e := New(Config{Sink: &rec, Reset: &resets{}}, ruleBundle(t, `alert dns any any -> any any (msg:"query over tcp"; dns.query; content:"cnc.utm-lab.test"; sid:1;)`))
+	b := *e.pb
+	b.Intel = defaultBundle(t).Intel
+	e.SetBundle(&b)
+	verdicts(e, tr.Sorted())
+	sids := map[int]bool{}
+	for _, a := range rec.alerts() {
+		sids[a.Alert.SignatureID] = true
+	}
+	if !sids[1] || !sids[sidCNCLearned] {
+		t.Fatalf("alerts by sid %v: want the dns.query rule (1) and the connection to the learned address (%d)", sids, sidCNCLearned)
+	}
+}
+
+// TestDNSStream: messages are framed whatever the segmentation; an
+// oversized one is passed over and counted, and the next one still found.
+func TestDNSStream(t *testing.T) {
+	big := make([]byte, dnsTCPMax+1)
+	in := tcpDNS([]byte("one"), nil, big, []byte("three"))
+	for _, seg := range []int{1, 2, 3, 5, 4100, len(in)} {
+		var s dnsStream
+		var got []string
+		over := 0
+		for b := in; len(b) > 0; {
+			n := min(seg, len(b))
+			for c := b[:n]; len(c) > 0; {
+				msg, rest, oversize := s.next(c)
+				if oversize {
+					over++
+				}
+				if msg != nil {
+					got = append(got, string(msg))
+				}
+				c = rest
+			}
+			b = b[n:]
+		}
+		if fmt.Sprint(got) != "[one three]" || over != 1 {
+			t.Errorf("segments of %d: messages %q, %d oversized; want [one three], 1", seg, got, over)
+		}
 	}
 }

@@ -75,7 +75,7 @@
 //	                   after a long transfer is still extracted
 //	TLS                once both sides sent ChangeCipherSpec or application data
 //	any (TCP, UDP)     when a pass rule matches
-//	DNS                n/a (datagrams, not bypassed)
+//	DNS                datagrams: not bypassed; over TCP (port 53): at StreamDepth
 //
 // Payload rules (content on the raw packet, no buffer) see the first
 // StreamDepth bytes of each direction of a TCP flow, as at Suricata's
@@ -130,9 +130,10 @@
 // passed (a malicious file is still remembered in Blocked).
 //
 // C&C: threat intel is matched at a flow's first packet (destination
-// address and port), on DNS queries and answers (addresses learned per
-// client for the answer's TTL; Config.DNSBlock answers NXDOMAIN or a
-// sinkhole in the resolver's place), TLS SNI, JA3 and server certificate,
+// address and port), on DNS queries and answers over UDP and TCP
+// (addresses learned per client for the answer's TTL; Config.DNSBlock
+// answers a datagram's query with NXDOMAIN or a sinkhole in the resolver's
+// place, and resets a TCP connection's), TLS SNI, JA3 and server certificate,
 // HTTP Host and URL; indicators below IntelBlockConfidence alert ★★ and
 // pass. Heuristics (heuristics.go, shared box-wide): beaconing per host and
 // destination, NXDOMAIN bursts of random-looking names, and an incident

@@ -242,6 +242,7 @@ type Engine struct {
 	msgPool   sync.Pool // *msgFlow
 	httpPool  sync.Pool // *httpFlow
 	helloPool sync.Pool // *tlshello.Parser (reset)
+	dnsPool   sync.Pool // *[2]dnsStream (reset)
 	releaseFn func(*flow.Flow)
 }
 

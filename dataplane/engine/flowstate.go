@@ -84,6 +84,7 @@ type flowState struct {
 	bits    rules.Bits // the flow's flowbits (rules.Set.PostMatch)
 
 	hello *tlshello.Parser // TLS handshake (tls.go); nil until the first TLS bytes (pooled)
+	dns   *[2]dnsStream    // DNS over TCP, per direction (dns.go); nil until its first bytes (pooled)
 
 	msg     *msgFlow // mail session or multipart upload state; nil until one starts (st.message)
 	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
@@ -259,6 +260,13 @@ func (e *Engine) release(f *flow.Flow) {
 		e.helloPool.Put(st.hello)
 		st.hello = nil
 	}
+	if st.dns != nil {
+		for d := range st.dns {
+			st.dns[d] = dnsStream{msg: st.dns[d].msg[:0]}
+		}
+		e.dnsPool.Put(st.dns)
+		st.dns = nil
+	}
 	st.alerted = st.alerted[:0]
 	st.bits.Reset() // keeps its words for the next flow
 	st.mailOn, st.mailTLS, st.mailDir = false, false, 0
@@ -413,6 +421,8 @@ func (st *flowState) parse(d int, b []byte) {
 	e := st.e
 	if st.app == appUnknown {
 		switch {
+		case st.f.Server.Port() == 53:
+			st.app = appDNS // over TCP: large answers, zone transfers, and lookups that avoid the UDP watch
 		case d == 0 && looksHTTP(b):
 			st.app = appHTTP
 			st.startHTTP()
@@ -457,6 +467,8 @@ func (st *flowState) parse(d int, b []byte) {
 		} else if st.msg.mail.Encrypted() {
 			st.app = appOpaque // TLS from here: inspected to the stream depth, then bypassed
 		}
+	case appDNS:
+		st.dnsTCP(d, b) // dns.go
 	case appTLS:
 		st.tlsHandshake(d, b) // tls.go
 		if !st.tls[d].feed(b) {

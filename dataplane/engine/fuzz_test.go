@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/layers"
 	"github.com/openutm/utm/dataplane/capture"
+	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/dataplane/internal/tlstest"
 )
 
@@ -16,7 +18,7 @@ import (
 // DNS, files, signatures) a sequence of packets: each is a 2-byte length
 // and that many bytes. The seeds are the replay captures, so mutations
 // start from real conversations (EICAR download, C&C lookup, Log4Shell,
-// malformed packets, TLS through a proxy's tunnel). The engine must never panic, must count every
+// malformed packets, TLS through a proxy's tunnel, DNS over TCP). The engine must never panic, must count every
 // packet, and must return a known verdict.
 func FuzzProcess(f *testing.F) {
 	paths, _ := filepath.Glob("../replay/testdata/*.pcap")
@@ -40,15 +42,25 @@ func FuzzProcess(f *testing.F) {
 		r.Close()
 		f.Add(seed)
 	}
+	addTrace := func(pkts []testpcap.Packet) {
+		var seed []byte
+		for _, p := range pkts {
+			seed = binary.BigEndian.AppendUint16(seed, uint16(len(p.Data)))
+			seed = append(seed, p.Data...)
+		}
+		f.Add(seed)
+	}
 	// A TLS handshake through a proxy's CONNECT tunnel.
 	h := tlstest.Record(f, tls.VersionTLS12, "c2.tls.example")
 	ch := 5 + (int(h.Client[3])<<8 | int(h.Client[4]))
-	var seed []byte
-	for _, p := range connectTrace("198.18.2.9:443", h.Client[:ch], h.Server, h.Client[ch:]) {
-		seed = binary.BigEndian.AppendUint16(seed, uint16(len(p.Data)))
-		seed = append(seed, p.Data...)
-	}
-	f.Add(seed)
+	addTrace(connectTrace("198.18.2.9:443", h.Client[:ch], h.Server, h.Client[ch:]))
+	// DNS over TCP, a lookup of a listed name split across segments.
+	tr := testpcap.NewTrace(t0)
+	k := tr.NewTCP("198.18.1.2:40010", "198.18.2.53:53").Handshake()
+	q := tcpDNS(dnsQuery(f, 1, "www.lab.test", layers.DNSTypeA), dnsQuery(f, 2, "cnc.utm-lab.test", layers.DNSTypeA))
+	k.Client(q[:30], 0)
+	k.Client(q[30:], 0)
+	addTrace(tr.Sorted())
 	b := defaultBundle(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec := &recorder{}

@@ -24,6 +24,7 @@ type Stats struct {
 	HTTPRequests, DNSQueries            atomic.Uint64
 	HTTPTunnels                         atomic.Uint64 // CONNECT tunnels and Upgrades: inspected as what they carry
 	DNSMalformed                        atomic.Uint64
+	DNSTCPOversize                      atomic.Uint64 // DNS messages over TCP longer than dnsTCPMax: passed uninspected
 	DNSBlocked                          atomic.Uint64 // queries for listed domains answered by the box
 	Files, FilesMalicious, FilesPartial atomic.Uint64
 	FilesRetryBlocked                   atomic.Uint64 // requests for a URL neutralised earlier (blocked.go)
@@ -101,6 +102,7 @@ func (e *Engine) Counters() map[string]uint64 {
 		"http_tunnels":          s.HTTPTunnels.Load(),
 		"dns_queries":           s.DNSQueries.Load(),
 		"dns_malformed":         s.DNSMalformed.Load(),
+		"dns_tcp_oversize":      s.DNSTCPOversize.Load(),
 		"files":                 s.Files.Load(),
 		"files_malicious":       s.FilesMalicious.Load(),
 		"files_partial":         s.FilesPartial.Load(),
