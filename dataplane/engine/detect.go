@@ -236,6 +236,9 @@ func (e *Engine) intelEvent(st *flowState, sid int, name string, ind *intel.Indi
 		sig = "UTM C&C HTTP request for a listed URL"
 	case sidCNCTLSSNI:
 		sig = "UTM C&C TLS connection to a listed domain (SNI)"
+		if st.app == appQUIC {
+			sig = "UTM C&C QUIC connection to a listed domain (SNI)"
+		}
 	case sidCNCJA3:
 		sig = "UTM C&C TLS client fingerprint (JA3) of listed malware"
 		stars = 2 // JA3s are shared by malware and ordinary clients

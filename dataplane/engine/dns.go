@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/openutm/utm/dataplane/dnsmsg"
+	"github.com/openutm/utm/dataplane/quic"
 	"github.com/openutm/utm/signatures/bundle"
 	"github.com/openutm/utm/signatures/intel"
 	"github.com/openutm/utm/signatures/rules"
@@ -13,18 +14,26 @@ import (
 
 func secs(s uint32) time.Duration { return time.Duration(s) * time.Second }
 
-// udp inspects a UDP packet: DNS on port 53, anything else opaque.
+// udp inspects a UDP packet: DNS on port 53, QUIC (quic.go) from a
+// client's Initial packet, anything else opaque.
 func (e *Engine) udp(b *bundle.Bundle, st *flowState, dir int) {
 	p := &e.p
 	if st.app == appUnknown {
-		if p.DstPort == 53 || p.SrcPort == 53 {
+		switch {
+		case p.DstPort == 53 || p.SrcPort == 53:
 			st.app = appDNS
-		} else {
+		case dir == 0 && quic.LooksInitial(p.Payload):
+			st.app = appQUIC
+		default:
 			st.app = appOpaque
 		}
 	}
 	if dir == 1 {
 		st.established = true
+	}
+	if st.app == appQUIC {
+		e.quicPacket(st, dir)
+		return
 	}
 	if st.app != appDNS {
 		return

@@ -74,6 +74,7 @@
 //	                   connections are followed to their end, so a file
 //	                   after a long transfer is still extracted
 //	TLS                once both sides sent ChangeCipherSpec or application data
+//	QUIC (UDP)         once its ClientHello, read from the Initial packets, is through
 //	any (TCP, UDP)     when a pass rule matches
 //	DNS                datagrams: not bypassed; over TCP (port 53): at StreamDepth
 //
@@ -133,7 +134,8 @@
 // address and port), on DNS queries and answers over UDP and TCP
 // (addresses learned per client for the answer's TTL; Config.DNSBlock
 // answers a datagram's query with NXDOMAIN or a sinkhole in the resolver's
-// place, and resets a TCP connection's), TLS SNI, JA3 and server certificate,
+// place, and resets a TCP connection's), TLS SNI, JA3 and server certificate
+// (and the SNI, JA3 and JA4 of a QUIC connection's ClientHello, quic.go),
 // HTTP Host and URL; indicators below IntelBlockConfidence alert ★★ and
 // pass. Heuristics (heuristics.go, shared box-wide): beaconing per host and
 // destination, NXDOMAIN bursts of random-looking names, and an incident

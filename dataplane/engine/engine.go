@@ -243,6 +243,7 @@ type Engine struct {
 	httpPool  sync.Pool // *httpFlow
 	helloPool sync.Pool // *tlshello.Parser (reset)
 	dnsPool   sync.Pool // *[2]dnsStream (reset)
+	quicPool  sync.Pool // *quic.Client (reset)
 	releaseFn func(*flow.Flow)
 }
 

@@ -34,6 +34,7 @@ type StreamStats struct {
 	TinySegmentFlows atomic.Uint64 // flows that split their first request into many tiny segments
 	BypassDepth      atomic.Uint64 // flows bypassed at their stream depth
 	BypassTLS        atomic.Uint64 // TLS flows bypassed once both sides encrypt
+	BypassQUIC       atomic.Uint64 // QUIC flows bypassed once their ClientHello was inspected
 	BypassPass       atomic.Uint64 // flows bypassed by a pass rule
 	// PayloadPastDepth counts TCP packets whose raw payload was past the
 	// stream depth of their direction: the payload rules skipped them,

@@ -10,6 +10,7 @@ import (
 	"github.com/openutm/utm/dataplane/mail"
 	"github.com/openutm/utm/dataplane/mime"
 	"github.com/openutm/utm/dataplane/packet"
+	"github.com/openutm/utm/dataplane/quic"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/dataplane/tlshello"
 	"github.com/openutm/utm/signatures/bundle"
@@ -27,6 +28,7 @@ const (
 	appSMTP   // mail (mail.go): followed to the end, messages extracted
 	appPOP3
 	appIMAP
+	appQUIC // QUIC (quic.go): followed until its ClientHello is read, then bypassed
 )
 
 // carriesFiles reports whether the protocol's transfers are extracted and
@@ -49,6 +51,8 @@ func (a appProto) String() string {
 		return "pop3"
 	case appIMAP:
 		return "imap"
+	case appQUIC:
+		return "quic"
 	}
 	return ""
 }
@@ -85,6 +89,8 @@ type flowState struct {
 
 	hello *tlshello.Parser // TLS handshake (tls.go); nil until the first TLS bytes (pooled)
 	dns   *[2]dnsStream    // DNS over TCP, per direction (dns.go); nil until its first bytes (pooled)
+	quic  *quic.Client     // a QUIC client's Initial packets (quic.go); nil unless followed (pooled)
+	quicN uint8            // client packets read, quicDone when no longer followed
 
 	msg     *msgFlow // mail session or multipart upload state; nil until one starts (st.message)
 	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
@@ -260,6 +266,8 @@ func (e *Engine) release(f *flow.Flow) {
 		e.helloPool.Put(st.hello)
 		st.hello = nil
 	}
+	e.endQUIC(st)
+	st.quicN = 0
 	if st.dns != nil {
 		for d := range st.dns {
 			st.dns[d] = dnsStream{msg: st.dns[d].msg[:0]}

@@ -10,15 +10,17 @@ import (
 
 	"github.com/google/gopacket/layers"
 	"github.com/openutm/utm/dataplane/capture"
+	"github.com/openutm/utm/dataplane/internal/quictest"
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/dataplane/internal/tlstest"
+	"github.com/openutm/utm/dataplane/quic"
 )
 
 // FuzzProcess feeds the whole pipeline (decode, flows, reassembly, HTTP,
 // DNS, files, signatures) a sequence of packets: each is a 2-byte length
 // and that many bytes. The seeds are the replay captures, so mutations
 // start from real conversations (EICAR download, C&C lookup, Log4Shell,
-// malformed packets, TLS through a proxy's tunnel, DNS over TCP). The engine must never panic, must count every
+// malformed packets, TLS through a proxy's tunnel, DNS over TCP, QUIC). The engine must never panic, must count every
 // packet, and must return a known verdict.
 func FuzzProcess(f *testing.F) {
 	paths, _ := filepath.Glob("../replay/testdata/*.pcap")
@@ -60,6 +62,12 @@ func FuzzProcess(f *testing.F) {
 	q := tcpDNS(dnsQuery(f, 1, "www.lab.test", layers.DNSTypeA), dnsQuery(f, 2, "cnc.utm-lab.test", layers.DNSTypeA))
 	k.Client(q[:30], 0)
 	k.Client(q[30:], 0)
+	addTrace(tr.Sorted())
+	// An HTTP/3 client's first flight.
+	fl := quictest.Flight(f, quic.Version1, []byte{1, 2, 3, 4, 5, 6, 7, 8}, "c2.quic.example")
+	tr = testpcap.NewTrace(t0)
+	tr.UDP("198.18.1.2:50000", "198.18.2.44:443", fl[0])
+	tr.UDP("198.18.1.2:50000", "198.18.2.44:443", fl[1])
 	addTrace(tr.Sorted())
 	b := defaultBundle(f)
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -21,6 +21,7 @@ type Stats struct {
 	Midstream, StreamOverflow           atomic.Uint64
 	Stream                              StreamStats // reassembly evasion and bypass (evasion.go)
 	TLS                                 TLSStats    // handshake parsing (tls.go)
+	QUIC                                QUICStats   // QUIC handshakes (quic.go)
 	HTTPRequests, DNSQueries            atomic.Uint64
 	HTTPTunnels                         atomic.Uint64 // CONNECT tunnels and Upgrades: inspected as what they carry
 	DNSMalformed                        atomic.Uint64
@@ -143,6 +144,9 @@ func (e *Engine) Counters() map[string]uint64 {
 		"bypass_depth":          s.Stream.BypassDepth.Load(),
 		"payload_past_depth":    s.Stream.PayloadPastDepth.Load(),
 		"bypass_tls":            s.Stream.BypassTLS.Load(),
+		"bypass_quic":           s.Stream.BypassQUIC.Load(),
+		"quic_hellos":           s.QUIC.Hellos.Load(),
+		"quic_unreadable":       s.QUIC.Unreadable.Load(),
 		"tls_client_hellos":     s.TLS.ClientHellos.Load(),
 		"tls_server_hellos":     s.TLS.ServerHellos.Load(),
 		"tls_certificates":      s.TLS.Certificates.Load(),

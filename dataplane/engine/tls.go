@@ -49,11 +49,18 @@ func (st *flowState) tlsHandshake(d int, b []byte) {
 			e.stats.TLS.Overflow.Add(1)
 		}
 	}
+	st.tlsEvents(ev)
+}
+
+// tlsEvents inspects the handshake messages the flow's parser completed:
+// over TCP (tlsHandshake) or QUIC (quic.go).
+func (st *flowState) tlsEvents(ev tlshello.Event) {
 	if ev == 0 {
 		return
 	}
+	e := st.e
 	bnd := e.pb
-	info := h.Info()
+	info := st.hello.Info()
 	if ev&tlshello.ClientHello != 0 {
 		e.stats.TLS.ClientHellos.Add(1)
 		if bnd.Intel != nil {

@@ -177,6 +177,9 @@ func (p *Parser) computeJA4(legacy int, ciphers, exts []byte) {
 		}
 	}
 	out[0] = 't'
+	if p.QUIC {
+		out[0] = 'q'
+	}
 	copy(out[1:3], ja4Version(ver))
 	out[3] = 'i'
 	if sni {

@@ -80,6 +80,9 @@ type Parser struct {
 	// Max caps the bytes kept for one handshake message per direction;
 	// 0 means MaxMessage.
 	Max int
+	// QUIC: the handshake comes from a QUIC connection's CRYPTO stream
+	// (FeedHandshake); JA4 then starts with "q".
+	QUIC bool
 
 	dirs [2]dirState
 	info Info
@@ -131,6 +134,7 @@ func (p *Parser) Reset() {
 		p.dirs[i] = dirState{buf: b}
 	}
 	p.info = Info{}
+	p.QUIC = false
 	p.seen = 0
 	p.sni, p.ja3, p.ja3s = p.sni[:0], p.ja3[:0], p.ja3s[:0]
 	p.subject, p.issuer, p.serial = p.subject[:0], p.issuer[:0], p.serial[:0]
@@ -184,6 +188,13 @@ func (p *Parser) Feed(d int, b []byte) Event {
 		}
 	}
 	return ev
+}
+
+// FeedHandshake takes the next in-order bytes of direction d's handshake
+// messages without TLS record framing: a QUIC connection's CRYPTO stream.
+func (p *Parser) FeedHandshake(d int, b []byte) Event {
+	d &= 1
+	return p.handshake(d, &p.dirs[d], b)
 }
 
 // handshake takes bytes of handshake records.
