@@ -154,3 +154,33 @@ func FuzzPacket(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkInitial reads a client's first Initial packet: "known" with
+// the connection's keys already derived (a retransmission, the second
+// packet), "new" deriving them (every new connection: the cost a flood of
+// Initial packets with fresh connection IDs imposes).
+func BenchmarkInitial(b *testing.B) {
+	hello := quictest.ClientHello(b, "www.lab.test")
+	dcid := unhex(b, rfcDCID)
+	pkt := quictest.Initial(quic.Version1, dcid, 0, quictest.Crypto(0, hello), quic.MinInitial)
+	b.Run("known", func(b *testing.B) {
+		var c quic.Client
+		b.SetBytes(int64(len(pkt)))
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Reset()
+			c.Packet(pkt)
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		var c quic.Client
+		p := append([]byte(nil), pkt...)
+		b.SetBytes(int64(len(pkt)))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			c.Reset()
+			p[6] = byte(i) // another connection ID: keys derived again (the packet then fails to open)
+			c.Packet(p)
+		}
+	})
+}
