@@ -243,7 +243,7 @@ type Engine struct {
 	httpPool  sync.Pool // *httpFlow
 	helloPool sync.Pool // *tlshello.Parser (reset)
 	dnsPool   sync.Pool // *[2]dnsStream (reset)
-	quicPool  sync.Pool // *quic.Client (reset)
+	quicPool  sync.Pool // *quicFlow (reset)
 	releaseFn func(*flow.Flow)
 }
 

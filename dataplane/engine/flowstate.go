@@ -10,7 +10,6 @@ import (
 	"github.com/openutm/utm/dataplane/mail"
 	"github.com/openutm/utm/dataplane/mime"
 	"github.com/openutm/utm/dataplane/packet"
-	"github.com/openutm/utm/dataplane/quic"
 	"github.com/openutm/utm/dataplane/stream"
 	"github.com/openutm/utm/dataplane/tlshello"
 	"github.com/openutm/utm/signatures/bundle"
@@ -89,8 +88,7 @@ type flowState struct {
 
 	hello *tlshello.Parser // TLS handshake (tls.go); nil until the first TLS bytes (pooled)
 	dns   *[2]dnsStream    // DNS over TCP, per direction (dns.go); nil until its first bytes (pooled)
-	quic  *quic.Client     // a QUIC client's Initial packets (quic.go); nil unless followed (pooled)
-	quicN uint8            // client packets read, quicDone when no longer followed
+	quic  *quicFlow        // a QUIC client's Initial packets (quic.go); nil unless followed (pooled)
 
 	msg     *msgFlow // mail session or multipart upload state; nil until one starts (st.message)
 	mailOn  bool     // a mail message is (or was last) in transfer: msg.hdr is its
@@ -267,7 +265,6 @@ func (e *Engine) release(f *flow.Flow) {
 		st.hello = nil
 	}
 	e.endQUIC(st)
-	st.quicN = 0
 	if st.dns != nil {
 		for d := range st.dns {
 			st.dns[d] = dnsStream{msg: st.dns[d].msg[:0]}

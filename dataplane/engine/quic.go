@@ -23,8 +23,12 @@ import (
 // connection's ClientHello is complete.
 const quicMaxPackets = 6
 
-// quicDone marks a flow whose QUIC handshake is no longer followed.
-const quicDone = 0xff
+// quicFlow is a QUIC flow's handshake state, taken from the engine's pool
+// while the ClientHello is read.
+type quicFlow struct {
+	c quic.Client
+	n int // client packets read
+}
 
 // QUICStats counts QUIC handshakes.
 type QUICStats struct {
@@ -34,18 +38,19 @@ type QUICStats struct {
 
 // quicPacket follows the client's Initial packets of a QUIC flow.
 func (e *Engine) quicPacket(st *flowState, dir int) {
-	if dir != 0 || st.quicN == quicDone {
+	if dir != 0 {
 		return
 	}
 	if st.quic == nil {
-		st.quic = poolGet[quic.Client](&e.quicPool)
+		st.quic = poolGet[quicFlow](&e.quicPool)
 	}
 	if st.hello == nil {
 		st.hello = poolGet[tlshello.Parser](&e.helloPool)
 	}
 	st.hello.QUIC = true
-	st.quicN++
-	b, err := st.quic.Packet(e.p.Payload)
+	q := st.quic
+	q.n++
+	b, err := q.c.Packet(e.p.Payload)
 	var ev tlshello.Event
 	if len(b) > 0 {
 		ev = st.hello.FeedHandshake(0, b)
@@ -60,19 +65,21 @@ func (e *Engine) quicPacket(st *flowState, dir int) {
 		if e.cur.verdict == Accept {
 			e.bypassFlow(st, &e.stats.Stream.BypassQUIC)
 		}
-	case errors.Is(err, quic.ErrTooLong) || errors.Is(err, quic.ErrMalformed) || st.hello.Done(0) || st.quicN >= quicMaxPackets:
+	case errors.Is(err, quic.ErrTooLong) || errors.Is(err, quic.ErrMalformed) || st.hello.Done(0) || q.n >= quicMaxPackets:
 		e.stats.QUIC.Unreadable.Add(1)
 		e.endQUIC(st)
 		st.app = appOpaque
 	}
 }
 
-// endQUIC stops following the flow's QUIC handshake.
+// endQUIC stops following the flow's QUIC handshake. A flow whose hello
+// was read is bypassed or blocked, one whose hello could not be read is
+// opaque: quicPacket is not called for it again.
 func (e *Engine) endQUIC(st *flowState) {
-	st.quicN = quicDone
-	if st.quic != nil {
-		st.quic.Reset()
-		e.quicPool.Put(st.quic)
+	if q := st.quic; q != nil {
+		q.c.Reset()
+		q.n = 0
+		e.quicPool.Put(q)
 		st.quic = nil
 	}
 }
