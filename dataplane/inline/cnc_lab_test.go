@@ -134,6 +134,23 @@ func TestCNCLabDNS(t *testing.T) {
 		if n := len(alertsIn(t, dir)); n != 1 {
 			t.Fatalf("%d alerts, want 1:\n%s", n, alertSummary(t, dir))
 		}
+
+		// Over TCP: dnsmasq answers a benign name; a listed one never
+		// reaches it, the connection is reset.
+		if r, err := l.lookupTCP(host, "tcp.www.lab.test", layers.DNSTypeA); err != nil || !slices.Equal(r.addrs, []netip.Addr{cncBenign}) {
+			t.Fatalf("benign name over TCP: %v %v (%v); want %v from dnsmasq", r.rcode, r.addrs, err, cncBenign)
+		}
+		if r, err := l.lookupTCP(host, "tcp.c2.lab.test", layers.DNSTypeA); !isReset(err) && !errors.Is(err, io.EOF) {
+			t.Fatalf("dns_block=nxdomain, over TCP: tcp.c2.lab.test answered %v %v (%v); want the connection reset", r.rcode, r.addrs, err)
+		}
+		if dm.queried(t, "tcp.c2.lab.test") {
+			t.Fatal("dnsmasq received the blocked query over TCP")
+		}
+		e, _ = waitEvent(t, dir, func(e alert.Event) bool { return e.DNS != nil && e.DNS.RRName == "tcp.c2.lab.test" })
+		if e.Alert == nil || e.Alert.SignatureID != 2220001 || e.Proto != "TCP" || e.Stars != 3 || e.Alert.Action != alert.ActionBlocked ||
+			!strings.Contains(e.Summary, "reset") {
+			t.Fatalf("want a ★★★ blocked 2220001 for the lookup over TCP saying the connection was reset:\n%s", alertSummary(t, dir))
+		}
 	})
 
 	t.Run("sinkhole", func(t *testing.T) {

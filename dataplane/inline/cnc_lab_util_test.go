@@ -155,15 +155,11 @@ func (l *lab) lookup(src netip.Addr, name string, qtype layers.DNSType) (dnsRepl
 		return dnsReply{}, err
 	}
 	defer c.Close()
-	var id [2]byte
-	rand.Read(id[:])
-	q := &layers.DNS{ID: uint16(id[0])<<8 | uint16(id[1]), RD: true,
-		Questions: []layers.DNSQuestion{{Name: []byte(name), Type: qtype, Class: layers.DNSClassIN}}}
-	buf := gopacket.NewSerializeBuffer()
-	if err := q.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
+	q, err := dnsQueryBytes(name, qtype)
+	if err != nil {
 		return dnsReply{}, err
 	}
-	if _, err := c.Write(buf.Bytes()); err != nil {
+	if _, err := c.Write(q); err != nil {
 		return dnsReply{}, err
 	}
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -173,18 +169,70 @@ func (l *lab) lookup(src netip.Addr, name string, qtype layers.DNSType) (dnsRepl
 		if err != nil {
 			return dnsReply{}, fmt.Errorf("lookup %s from %s: %w", name, src, err)
 		}
-		var r layers.DNS
-		if err := r.DecodeFromBytes(b[:n], gopacket.NilDecodeFeedback); err != nil || r.ID != q.ID || !r.QR {
-			continue
+		if r, ok := dnsAnswerTo(q, b[:n]); ok {
+			return r, nil
 		}
-		out := dnsReply{rcode: r.ResponseCode}
-		for _, a := range r.Answers {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok && (a.Type == layers.DNSTypeA || a.Type == layers.DNSTypeAAAA) {
-				out.addrs = append(out.addrs, ip.Unmap())
-			}
-		}
-		return out, nil
 	}
+}
+
+// lookupTCP asks cncDNS for name over TCP (a new connection from src, the
+// message after its 2-byte length, as a resolver retrying a truncated
+// answer does) and waits 3 s for the answer.
+func (l *lab) lookupTCP(src netip.Addr, name string, qtype layers.DNSType) (dnsReply, error) {
+	c, err := l.dialFrom(src, netip.AddrPortFrom(cncDNS, 53), 3*time.Second)
+	if err != nil {
+		return dnsReply{}, err
+	}
+	defer c.Close()
+	q, err := dnsQueryBytes(name, qtype)
+	if err != nil {
+		return dnsReply{}, err
+	}
+	if _, err := c.Write(append([]byte{byte(len(q) >> 8), byte(len(q))}, q...)); err != nil {
+		return dnsReply{}, err
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var n [2]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return dnsReply{}, fmt.Errorf("lookup %s over TCP from %s: %w", name, src, err)
+	}
+	b := make([]byte, int(n[0])<<8|int(n[1]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return dnsReply{}, fmt.Errorf("lookup %s over TCP from %s: %w", name, src, err)
+	}
+	r, ok := dnsAnswerTo(q, b)
+	if !ok {
+		return dnsReply{}, fmt.Errorf("lookup %s over TCP from %s: not an answer to the query", name, src)
+	}
+	return r, nil
+}
+
+// dnsQueryBytes is a recursive query for name with a random ID.
+func dnsQueryBytes(name string, qtype layers.DNSType) ([]byte, error) {
+	var id [2]byte
+	rand.Read(id[:])
+	q := &layers.DNS{ID: uint16(id[0])<<8 | uint16(id[1]), RD: true,
+		Questions: []layers.DNSQuestion{{Name: []byte(name), Type: qtype, Class: layers.DNSClassIN}}}
+	buf := gopacket.NewSerializeBuffer()
+	if err := q.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// dnsAnswerTo decodes b as the answer to query q: its rcode and addresses.
+func dnsAnswerTo(q, b []byte) (dnsReply, bool) {
+	var r layers.DNS
+	if err := r.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil || !r.QR || len(q) < 2 || r.ID != uint16(q[0])<<8|uint16(q[1]) {
+		return dnsReply{}, false
+	}
+	out := dnsReply{rcode: r.ResponseCode}
+	for _, a := range r.Answers {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && (a.Type == layers.DNSTypeA || a.Type == layers.DNSTypeAAAA) {
+			out.addrs = append(out.addrs, ip.Unmap())
+		}
+	}
+	return out, true
 }
 
 // dialFrom connects from the office address src to dst (in the client
