@@ -178,7 +178,8 @@ func TestCNCLabDNS(t *testing.T) {
 }
 
 // TestCNCLabTLS: Go TLS 1.2 clients and servers. A ClientHello naming a
-// listed domain is reset before the handshake completes (★★★ 2220005); a
+// listed domain is reset before the handshake completes (★★★ 2220005),
+// also inside an HTTP proxy's CONNECT tunnel; a
 // server presenting a certificate whose SHA-1 is listed is cut before the
 // client gets it (★★★ 2220007); a benign SNI to the same server completes
 // and exchanges a request.
@@ -215,6 +216,22 @@ func TestCNCLabTLS(t *testing.T) {
 		t.Fatalf("2220005 TLS metadata %+v; want the SNI", e.TLS)
 	}
 
+	// The same through an HTTP proxy's CONNECT tunnel: the TLS inside is
+	// inspected as TLS.
+	proxy := netip.AddrPortFrom(nslab.ServerAddr, 3128)
+	l.serveProxy(t, proxy)
+	if _, err := l.tlsVia(host, proxy, good, "proxied.lab.test"); err != nil || !rl.has("tls:proxied.lab.test ") {
+		t.Fatalf("benign TLS through the proxy: %v (server saw %v); want a completed handshake and request", err, rl.seen)
+	}
+	took, err = l.tlsVia(host, proxy, good, "c2-sni.lab.test")
+	if !isReset(err) || took > time.Second {
+		t.Fatalf("TLS with a listed SNI through the proxy: %v after %v; want a reset within 1 s", err, took)
+	}
+	e, _ = waitEvent(t, dir, func(e alert.Event) bool { return e.Alert != nil && e.DestPort == proxy.Port() })
+	if e.Alert == nil || e.Alert.SignatureID != 2220005 || e.Stars != 3 || e.TLS == nil || e.TLS.SNI != "c2-sni.lab.test" {
+		t.Fatalf("want a ★★★ 2220005 for the SNI inside the tunnel:\n%s", alertSummary(t, dir))
+	}
+
 	took, err = l.tlsHandshake(host, bad, "files2.lab.test")
 	if !isReset(err) || took > time.Second {
 		t.Fatalf("TLS to a server with a listed certificate: %v after %v; want a reset within 1 s", err, took)
@@ -226,8 +243,8 @@ func TestCNCLabTLS(t *testing.T) {
 	if e.TLS == nil || strings.ReplaceAll(e.TLS.Fingerprint, ":", "") != badSHA1 {
 		t.Fatalf("2220007 TLS metadata %+v; want the certificate fingerprint %s", e.TLS, badSHA1)
 	}
-	if n := len(alertsIn(t, dir)); n != 2 {
-		t.Fatalf("%d alerts, want 2:\n%s", n, alertSummary(t, dir))
+	if n := len(alertsIn(t, dir)); n != 3 {
+		t.Fatalf("%d alerts, want 3:\n%s", n, alertSummary(t, dir))
 	}
 }
 

@@ -9,6 +9,7 @@ package inline
 // and a utmd -q with threat-intel files passed by --intel.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -371,13 +372,30 @@ func selfSigned(t *testing.T, cn string) (*tls.Certificate, string) {
 // tlsHandshake connects from src to dst and runs a TLS 1.2 handshake with
 // the given SNI; it returns how long the attempt took and its error.
 func (l *lab) tlsHandshake(src netip.Addr, dst netip.AddrPort, sni string) (time.Duration, error) {
+	return l.tlsVia(src, netip.AddrPort{}, dst, sni)
+}
+
+// tlsVia is tlsHandshake through the HTTP proxy at proxy (CONNECT dst),
+// or straight to dst when proxy is the zero AddrPort.
+func (l *lab) tlsVia(src netip.Addr, proxy, dst netip.AddrPort, sni string) (time.Duration, error) {
 	start := time.Now()
-	c, err := l.dialFrom(src, dst, 3*time.Second)
+	first := dst
+	if proxy.IsValid() {
+		first = proxy
+	}
+	c, err := l.dialFrom(src, first, 3*time.Second)
 	if err != nil {
 		return time.Since(start), err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if proxy.IsValid() {
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", dst, dst)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return time.Since(start), fmt.Errorf("CONNECT %s through %s: %v %v", dst, proxy, resp, err)
+		}
+	}
 	tc := tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
 	err = tc.Handshake()
 	if err == nil {
@@ -385,6 +403,42 @@ func (l *lab) tlsHandshake(src netip.Addr, dst netip.AddrPort, sni string) (time
 		_, err = io.ReadAll(tc)
 	}
 	return time.Since(start), err
+}
+
+// serveProxy runs an HTTP proxy that serves CONNECT only, at at in the
+// server namespace.
+func (l *lab) serveProxy(t *testing.T, at netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
+	if err := nslab.Do(l.Server, func() (err error) { ln, err = net.Listen("tcp4", at.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				var up net.Conn
+				if err := nslab.Do(l.Server, func() (err error) { up, err = net.DialTimeout("tcp4", req.Host, 3*time.Second); return err }); err != nil {
+					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+				go io.Copy(up, br)
+				io.Copy(c, up)
+			}()
+		}
+	}()
 }
 
 // startIntel runs utmd -q 0:1 with the config JSON cfg (may be "") and the
