@@ -25,11 +25,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket/layers"
 	"github.com/openutm/utm/dataplane/internal/nslab"
+	"github.com/openutm/utm/dataplane/internal/quictest"
+	"github.com/openutm/utm/dataplane/quic"
 	"github.com/openutm/utm/telemetry/alert"
 )
 
@@ -582,4 +585,75 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestCNCLabQUIC: an HTTP/3 client's first flight (two Initial packets, its
+// ClientHello scattered across them as Chrome sends it) through the box to
+// a UDP server: a benign name reaches the server whole, with what follows;
+// a listed name is stopped at the datagram that completes the hello (the
+// server gets only the first, the client an ICMP port unreachable) with
+// ★★★ 2220005 naming QUIC.
+func TestCNCLabQUIC(t *testing.T) {
+	l := newLab(t)
+	at := netip.AddrPortFrom(nslab.ServerAddr, 443)
+	var pc net.PacketConn
+	if err := nslab.Do(l.Server, func() (err error) { pc, err = net.ListenPacket("udp4", at.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	var mu sync.Mutex
+	got := map[string]int{} // datagrams by client address
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			_, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got[from.String()]++
+			mu.Unlock()
+		}
+	}()
+	_, dir := l.startIntel(t, "", map[string]string{"lab-quic.list": "c2-quic.lab.test lab-rat\n"})
+	// send returns the client's address and whether the box answered
+	// with an ICMP port unreachable (a rejected UDP flow: the socket's
+	// next write fails with ECONNREFUSED).
+	send := func(src netip.Addr, name string) (string, bool) {
+		t.Helper()
+		var c *net.UDPConn
+		if err := nslab.Do(l.Client, func() (err error) {
+			c, err = net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(at))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fl := quictest.Flight(t, quic.Version1, []byte{0xc2, 0x5e, 0x11, 0x0a, 1, 2, 3, byte(src.As4()[3])}, name)
+		refused := false
+		for _, d := range [][]byte{fl[0], fl[1], {0x40, 1, 2, 3}, {0x40, 4, 5, 6}} {
+			if _, err := c.Write(d); errors.Is(err, syscall.ECONNREFUSED) {
+				refused = true
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		return c.LocalAddr().String(), refused
+	}
+	benign, benignRefused := send(officeHost(4), "www.lab.test")
+	listed, listedRefused := send(officeHost(5), "c2-quic.lab.test")
+	mu.Lock()
+	nb, nl := got[benign], got[listed]
+	mu.Unlock()
+	if nb != 4 || benignRefused || nl != 1 || !listedRefused {
+		t.Fatalf("the server received %d datagrams of the benign flight (refused %v) and %d of the listed one (refused %v); want 4 (no), 1 (yes)",
+			nb, benignRefused, nl, listedRefused)
+	}
+	e := wantCNC(t, dir, 2220005, 3, alert.ActionBlocked, "c2-quic.lab.test")
+	if e.AppProto != "quic" || !strings.Contains(e.Alert.Signature, "QUIC") || e.TLS == nil || e.TLS.SNI != "c2-quic.lab.test" {
+		t.Fatalf("2220005: app %q, signature %q, TLS %+v; want QUIC with the SNI", e.AppProto, e.Alert.Signature, e.TLS)
+	}
 }
