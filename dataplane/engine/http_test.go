@@ -310,19 +310,26 @@ func TestHTTPConnectTunnel(t *testing.T) {
 	}
 }
 
+// proxyExchange is one request to a proxy at 198.18.2.2:3128 and a short
+// "200 OK".
+func proxyExchange(req string) []testpcap.Packet {
+	tr := testpcap.NewTrace(t0)
+	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
+	c.Client([]byte(req), 0)
+	c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
+	return tr.Sorted()
+}
+
 // TestHTTPProxyRequest: a request to a proxy names its target in full
 // ("GET http://host/path"); http.uri holds the path and query, as for the
 // same request sent to the server, so ET's rules anchored at the path
 // ("^/gate.php", startswith) still match it. The alert's URL is the target
 // as sent.
 func TestHTTPProxyRequest(t *testing.T) {
-	tr := testpcap.NewTrace(t0)
-	c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
-	c.Client([]byte("GET http://www.lab.test/dir/../gate.php?id=1 HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"), 0)
-	c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
+	req := "GET http://www.lab.test/dir/../gate.php?id=1 HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"
 	al := ruleAlerts(t, `alert http any any -> any any (msg:"path"; http.uri; content:"/gate.php?"; startswith; sid:1;)
 alert http any any -> any any (msg:"pcre"; pcre:"/^\/gate\.php\?id=\d$/U"; urilen:14; sid:2;)
-alert http any any -> any any (msg:"raw"; http.uri.raw; content:"http://www.lab.test/dir/"; startswith; sid:3;)`, tr.Sorted())
+alert http any any -> any any (msg:"raw"; http.uri.raw; content:"http://www.lab.test/dir/"; startswith; sid:3;)`, proxyExchange(req))
 	if len(al) != 3 {
 		t.Fatalf("%d alerts, want 3 (http.uri from the path, with pcre and urilen; http.uri.raw as sent)", len(al))
 	}
@@ -342,13 +349,9 @@ func TestHTTPProxyHostFromTarget(t *testing.T) {
 		"GET http://c2.lab.test:8080/gate.php HTTP/1.1\r\nHost: www.lab.test\r\n\r\n",
 		"CONNECT c2.lab.test:443 HTTP/1.1\r\nHost: www.lab.test\r\n\r\n",
 	} {
-		tr := testpcap.NewTrace(t0)
-		c := tr.NewTCP("198.18.1.2:40000", "198.18.2.2:3128").Handshake()
-		c.Client([]byte(req), 0)
-		c.Server([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0)
 		var rec recorder
 		e := New(Config{Sink: &rec, Reset: &resets{}}, intelBundle(t, "c2.lab.test\n"))
-		vs := verdicts(e, tr.Sorted())
+		vs := verdicts(e, proxyExchange(req))
 		e.Close()
 		al := rec.alerts()
 		if len(al) != 1 || al[0].Alert.SignatureID != sidCNCHTTPHost || al[0].HTTP == nil || al[0].HTTP.Hostname != "c2.lab.test" {

@@ -279,11 +279,7 @@ func (a *acceptLog) count() int { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
 
 func (l *lab) serveTCP(t *testing.T, at netip.AddrPort) *acceptLog {
 	t.Helper()
-	var ln net.Listener
-	if err := nslab.Do(l.Server, func() (err error) { ln, err = net.Listen("tcp4", at.String()); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := l.listen(t, at)
 	a := &acceptLog{}
 	go func() {
 		for {
@@ -338,10 +334,7 @@ func (r *requestLog) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // travels in the clear, as on most C&C servers the SSLBL lists).
 func (l *lab) serveHTTP(t *testing.T, at netip.AddrPort, rl *requestLog, cert *tls.Certificate) {
 	t.Helper()
-	var ln net.Listener
-	if err := nslab.Do(l.Server, func() (err error) { ln, err = net.Listen("tcp4", at.String()); return err }); err != nil {
-		t.Fatal(err)
-	}
+	ln := l.listen(t, at)
 	srv := &http.Server{Handler: rl, ErrorLog: nil}
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MaxVersion: tls.VersionTLS12}
@@ -405,15 +398,22 @@ func (l *lab) tlsVia(src netip.Addr, proxy, dst netip.AddrPort, sni string) (tim
 	return time.Since(start), err
 }
 
-// serveProxy runs an HTTP proxy that serves CONNECT only, at at in the
-// server namespace.
-func (l *lab) serveProxy(t *testing.T, at netip.AddrPort) {
+// listen listens on at in the server namespace until the test ends.
+func (l *lab) listen(t *testing.T, at netip.AddrPort) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	if err := nslab.Do(l.Server, func() (err error) { ln, err = net.Listen("tcp4", at.String()); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// serveProxy runs an HTTP proxy that serves CONNECT only, at at in the
+// server namespace.
+func (l *lab) serveProxy(t *testing.T, at netip.AddrPort) {
+	t.Helper()
+	ln := l.listen(t, at)
 	go func() {
 		for {
 			c, err := ln.Accept()
