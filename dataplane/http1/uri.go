@@ -145,6 +145,9 @@ func indexFold(b []byte, lower string) int {
 // path and query), and whether uri is one. An origin-form target starts
 // with "/" and is not.
 func absolutePath(uri []byte) ([]byte, bool) {
+	if len(uri) == 0 || uri[0] == '/' {
+		return nil, false // origin-form, nearly every request: no scan for "://"
+	}
 	i := bytes.Index(uri, []byte("://"))
 	if i <= 0 {
 		return nil, false
