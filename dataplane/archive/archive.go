@@ -1,7 +1,8 @@
 // Package archive unpacks containers in memory so the antivirus can scan
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
-// xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2) and ISO 9660
-// images (Joliet names), nested to a bounded depth.
+// xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2), ISO 9660
+// images (Joliet names) and RAR (1.5 to 7, rar.go), nested to a bounded
+// depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -28,6 +29,9 @@
 // once is bounded by MaxDepth × 2 × MaxEntrySize and, in practice, by
 // MaxTotal. CPU is bounded by MaxTotal and MaxRatio: at most MaxRatio bytes
 // are inflated per compressed byte read (past the first MiB of a member).
+//
+// RAR is read with github.com/nwaples/rardecode (rar.go), which has no
+// dependencies; its dictionary allocation is bounded before it runs.
 //
 // What is not unpacked, and why. 7z is read by this package's own minimal
 // reader (sevenzip.go: folders of one copy, LZMA or LZMA2 coder, decoded
@@ -65,9 +69,10 @@ const (
 	Tar
 	SevenZip
 	ISO // ISO 9660 image (iso.go)
+	Rar // RAR 1.5 to 7 (rar.go)
 )
 
-var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660"}
+var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar"}
 
 // String returns the lower-case name of the format: "zip", "gzip", ...
 func (f Format) String() string {
@@ -93,6 +98,8 @@ func Detect(data []byte) Format {
 		return Xz
 	case len(data) >= 6 && string(data[:6]) == "7z\xbc\xaf\x27\x1c":
 		return SevenZip
+	case len(data) >= 7 && string(data[:7]) == "Rar!\x1a\x07\x00", len(data) >= 8 && string(data[:8]) == "Rar!\x1a\x07\x01\x00":
+		return Rar
 	case isTar(data):
 		return Tar
 	case isISO(data):
@@ -304,6 +311,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.sevenZip(data, path, depth)
 	case ISO:
 		return w.iso(data, path, depth)
+	case Rar:
+		return w.rar(data, path, depth)
 	}
 	return nil
 }

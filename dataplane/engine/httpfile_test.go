@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openutm/utm/dataplane/internal/testfiles"
 	"github.com/openutm/utm/dataplane/internal/testpcap"
 	"github.com/openutm/utm/telemetry/alert"
 )
@@ -73,7 +74,7 @@ func download(t *testing.T, cfg Config, req, respHeader string, body []byte) ([]
 func blocked(vs []Verdict) bool { return vs[len(vs)-1] != Accept }
 
 // TestHTTPFilesDecoded: EICAR is found through gzip Content-Encoding, gzip
-// over chunked, and inside a zip; fileinfo hashes are of the decoded file;
+// over chunked, and inside a zip or a RAR; fileinfo hashes are of the decoded file;
 // clean bodies in the same shapes pass.
 func TestHTTPFilesDecoded(t *testing.T) {
 	payload := append(append([]byte(nil), eicar...), bytes.Repeat([]byte(" padding"), 3000)...)
@@ -97,6 +98,13 @@ func TestHTTPFilesDecoded(t *testing.T) {
 		{"gzip of a zip", func(b []byte) string {
 			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(b))
 		}, func(p []byte) []byte { return gz(t, zipOf(t, "x.com", p)) }, "in x.com"},
+		{"rar", func(b []byte) string {
+			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.rar\r\nContent-Length: %d\r\n\r\n", len(b))
+		}, func(p []byte) []byte {
+			// Stored, so the file goes in gzipped: only a walk of the RAR
+			// reaches it.
+			return testfiles.RAR5(testfiles.RARMember{Name: "invoice", Dir: true}, testfiles.RARMember{Name: "invoice/scan.com.gz", Data: gz(t, p)})
+		}, "in invoice/scan.com"},
 	} {
 		for _, bad := range []bool{true, false} {
 			p := clean
@@ -118,7 +126,7 @@ func TestHTTPFilesDecoded(t *testing.T) {
 				continue
 			}
 			if len(al) != 1 || al[0].Stars != 3 || !strings.Contains(al[0].FileInfo.Threat, c.threat) {
-				t.Fatalf("%s: alerts %+v", c.name, al)
+				t.Fatalf("%s: %d alerts, the first %+v", c.name, len(al), *al[0].FileInfo)
 			}
 		}
 	}
