@@ -1,8 +1,8 @@
 // Package archive unpacks containers in memory so the antivirus can scan
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
 // xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2), ISO 9660
-// images (Joliet names) and RAR (1.5 to 7, rar.go), nested to a bounded
-// depth.
+// images (Joliet names), RAR (1.5 to 7, rar.go) and Outlook's TNEF
+// (winmail.dat, tnef.go), nested to a bounded depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -68,11 +68,12 @@ const (
 	Xz
 	Tar
 	SevenZip
-	ISO // ISO 9660 image (iso.go)
-	Rar // RAR 1.5 to 7 (rar.go)
+	ISO  // ISO 9660 image (iso.go)
+	Rar  // RAR 1.5 to 7 (rar.go)
+	TNEF // Outlook's winmail.dat (tnef.go)
 )
 
-var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar"}
+var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar", "tnef"}
 
 // String returns the lower-case name of the format: "zip", "gzip", ...
 func (f Format) String() string {
@@ -100,6 +101,8 @@ func Detect(data []byte) Format {
 		return SevenZip
 	case len(data) >= 7 && string(data[:7]) == "Rar!\x1a\x07\x00", len(data) >= 8 && string(data[:8]) == "Rar!\x1a\x07\x01\x00":
 		return Rar
+	case isTNEF(data):
+		return TNEF
 	case isTar(data):
 		return Tar
 	case isISO(data):
@@ -313,6 +316,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.iso(data, path, depth)
 	case Rar:
 		return w.rar(data, path, depth)
+	case TNEF:
+		return w.tnef(data, path, depth)
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func TestClamavTestfiles(t *testing.T) {
 		"clam_cache_emax.tgz":                  {why: "nested 18 containers deep (9 .tgz in one another): over the default MaxDepth 5", err: ErrBomb},
 		"clam_cache_emax.tgz with MaxDepth 18": {reached: true, lim: Limits{MaxDepth: 18}},
 		"clam.7z":                              {reached: true},
+		"clam.tnef":                            {reached: true},
 	}
 	files, err := os.ReadDir(clamDir)
 	if err != nil {

@@ -399,6 +399,7 @@ var clamExpected = map[string]string{
 	"clam.exe.bz2": "",
 	"clam.tar.gz":  "",
 	"clam.7z":      "",
+	"clam.tnef":    "", // Outlook's winmail.dat
 }
 
 func clamMissReason(name string) string {
