@@ -1,8 +1,9 @@
 // Package archive unpacks containers in memory so the antivirus can scan
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
 // xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2), ISO 9660
-// images (Joliet names), RAR (1.5 to 7, rar.go) and Outlook's TNEF
-// (winmail.dat, tnef.go), nested to a bounded depth.
+// images (Joliet names), RAR (1.5 to 7, rar.go), Outlook's TNEF
+// (winmail.dat, tnef.go) and Microsoft cabinets (stored, MSZIP; cab.go),
+// nested to a bounded depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -71,9 +72,10 @@ const (
 	ISO  // ISO 9660 image (iso.go)
 	Rar  // RAR 1.5 to 7 (rar.go)
 	TNEF // Outlook's winmail.dat (tnef.go)
+	CAB  // Microsoft cabinet (cab.go)
 )
 
-var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar", "tnef"}
+var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar", "tnef", "cab"}
 
 // String returns the lower-case name of the format: "zip", "gzip", ...
 func (f Format) String() string {
@@ -103,6 +105,8 @@ func Detect(data []byte) Format {
 		return Rar
 	case isTNEF(data):
 		return TNEF
+	case isCAB(data):
+		return CAB
 	case isTar(data):
 		return Tar
 	case isISO(data):
@@ -318,6 +322,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.rar(data, path, depth)
 	case TNEF:
 		return w.tnef(data, path, depth)
+	case CAB:
+		return w.cab(data, path, depth)
 	}
 	return nil
 }

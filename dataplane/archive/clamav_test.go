@@ -43,6 +43,7 @@ func TestClamavTestfiles(t *testing.T) {
 		"clam_cache_emax.tgz with MaxDepth 18": {reached: true, lim: Limits{MaxDepth: 18}},
 		"clam.7z":                              {reached: true},
 		"clam.tnef":                            {reached: true},
+		"clam.cab":                             {reached: true},
 	}
 	files, err := os.ReadDir(clamDir)
 	if err != nil {

@@ -400,6 +400,7 @@ var clamExpected = map[string]string{
 	"clam.tar.gz":  "",
 	"clam.7z":      "",
 	"clam.tnef":    "", // Outlook's winmail.dat
+	"clam.cab":     "",
 }
 
 func clamMissReason(name string) string {
