@@ -2,8 +2,9 @@
 // their members: zip (stored, deflate, bzip2), gzip (multi-member), bzip2,
 // xz (LZMA2), tar (ustar, GNU, pax), 7z (copy, LZMA, LZMA2), ISO 9660
 // images (Joliet names), RAR (1.5 to 7, rar.go), Outlook's TNEF
-// (winmail.dat, tnef.go) and Microsoft cabinets (stored, MSZIP; cab.go),
-// nested to a bounded depth.
+// (winmail.dat, tnef.go), Microsoft cabinets (stored, MSZIP; cab.go) and
+// the objects packaged in OLE2 documents (ole.go), nested to a bounded
+// depth.
 //
 // Contract. Walk calls a function for every member of a container, in
 // archive order; a member that is itself a container is passed to the
@@ -73,9 +74,10 @@ const (
 	Rar  // RAR 1.5 to 7 (rar.go)
 	TNEF // Outlook's winmail.dat (tnef.go)
 	CAB  // Microsoft cabinet (cab.go)
+	OLE  // OLE2 compound file: its packaged objects (ole.go)
 )
 
-var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar", "tnef", "cab"}
+var formatNames = [...]string{"none", "zip", "gzip", "bzip2", "xz", "tar", "7z", "iso9660", "rar", "tnef", "cab", "ole2"}
 
 // String returns the lower-case name of the format: "zip", "gzip", ...
 func (f Format) String() string {
@@ -107,6 +109,8 @@ func Detect(data []byte) Format {
 		return TNEF
 	case isCAB(data):
 		return CAB
+	case isOLE(data):
+		return OLE
 	case isTar(data):
 		return Tar
 	case isISO(data):
@@ -324,6 +328,8 @@ func (w *walker) walk(data []byte, f Format, path string, depth int) error {
 		return w.tnef(data, path, depth)
 	case CAB:
 		return w.cab(data, path, depth)
+	case OLE:
+		return w.ole(data, path, depth)
 	}
 	return nil
 }

@@ -2,13 +2,23 @@ package archive
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
 // FuzzWalk: any input walks without panicking, ends with nil, ErrBomb or
 // ErrCorrupt, and the stats match what the function was given. Seeds in
-// testdata/fuzz/FuzzWalk are small real archives of every format.
+// testdata/fuzz/FuzzWalk are small real archives of every format, and
+// Debian's clamav-testfiles of the formats made by tools this project
+// does not have (a Word document with a packaged object, a cabinet, a
+// winmail.dat), read where they are installed.
 func FuzzWalk(f *testing.F) {
+	for _, n := range []string{"clam.ole.doc", "clam.cab", "clam.tnef"} {
+		if b, err := os.ReadFile(filepath.Join(clamDir, n)); err == nil {
+			f.Add(b)
+		}
+	}
 	lim := Limits{MaxEntrySize: 1 << 20, MaxTotal: 4 << 20, MaxEntries: 1000}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var entries int

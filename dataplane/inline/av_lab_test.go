@@ -401,6 +401,7 @@ var clamExpected = map[string]string{
 	"clam.7z":      "",
 	"clam.tnef":    "", // Outlook's winmail.dat
 	"clam.cab":     "",
+	"clam.ole.doc": "", // a Word document with the program packaged in it
 }
 
 func clamMissReason(name string) string {
@@ -421,8 +422,8 @@ func clamMissReason(name string) string {
 		return "InstallShield cabinet: format not supported"
 	case strings.HasPrefix(name, "clam_ISmsi"):
 		return "InstallShield MSI: format not supported"
-	case name == "clam.ole.doc", name == "clam.ppt":
-		return "OLE2 compound document (embedded object): format not supported"
+	case name == "clam.ppt":
+		return "PowerPoint keeps the embedded object compressed inside its document stream: not decoded"
 	case name == "clam.pdf":
 		return "PDF (embedded stream): format not supported"
 	case name == "clam.exe.html":
