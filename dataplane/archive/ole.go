@@ -104,9 +104,12 @@ func (w *walker) ole(data []byte, parent string, depth int) error {
 			}
 		}
 		difat = le.Uint32(s[len(s)-4:])
+		if len(fatSecs) > int(nSec) {
+			break
+		}
 	}
 	if len(fatSecs) > int(nSec) {
-		return bad("%d FAT sectors in a file of %d", len(fatSecs), nSec)
+		return bad("more FAT sectors than the file's %d sectors", nSec)
 	}
 	for _, fs := range fatSecs {
 		s, ok := o.sector(fs)
