@@ -41,21 +41,24 @@ func rarWindow(flags uint64) int64 {
 }
 
 // rarDictionaries returns the largest dictionary the file headers of a
-// RAR 5 archive ask for, up to its end, its first unreadable header or an
-// encryption header (whose file headers are encrypted too, and never
-// decoded). 0 for a RAR 1.5-4 archive.
-func rarDictionaries(data []byte) int64 {
+// RAR 5 archive ask for, and end: the archive is data[:end], the bytes
+// before the first header it could not read (a cut archive ends there; so
+// does one whose headers it cannot follow, which is then not decoded past
+// them either). Its scan stops at the end header and at an encryption
+// header (whose file headers are encrypted too, and never decoded). 0 and
+// len(data) for a RAR 1.5-4 archive.
+func rarDictionaries(data []byte) (most int64, end int) {
 	const sig5 = "Rar!\x1a\x07\x01\x00"
 	if !bytes.HasPrefix(data, []byte(sig5)) {
-		return 0
+		return 0, len(data)
 	}
 	b := data[len(sig5):]
-	var most int64
 	for len(b) > 4 {
+		at := len(data) - len(b)
 		r := rarVints{b: b[4:]} // after the header's CRC32
 		size := r.next()
 		if r.bad || size > uint64(len(r.b)) {
-			return most
+			return most, at
 		}
 		h := rarVints{b: r.b[:size]}
 		typ, flags := h.next(), h.next()
@@ -80,53 +83,56 @@ func rarDictionaries(data []byte) int64 {
 				most = max(most, rarWindow(comp))
 			}
 		}
-		if h.bad || typ == 4 || typ == 5 {
-			return most
+		if h.bad {
+			return most, at
 		}
 		rest := r.b[size:]
-		if dataSize > uint64(len(rest)) {
-			return most
+		if typ == 4 || typ == 5 || dataSize > uint64(len(rest)) { // encrypted from here, the end, or cut in the data
+			return most, len(data)
 		}
 		b = rest[dataSize:]
 	}
-	return most
+	return most, len(data)
 }
 
 // rar4Compressed reports whether a RAR 1.5-4 archive holds a compressed
 // member (method other than 0x30, "store"), reading its block headers up
-// to the end block, an encrypted archive header or a header it cannot
-// read.
-func rar4Compressed(data []byte) bool {
+// to the end block or an encrypted archive header; end is as for
+// rarDictionaries.
+func rar4Compressed(data []byte) (compressed bool, end int) {
 	const sig4 = "Rar!\x1a\x07\x00"
 	if !bytes.HasPrefix(data, []byte(sig4)) {
-		return false
+		return false, len(data)
 	}
 	for b := data[len(sig4):]; len(b) >= 7; {
+		at := len(data) - len(b)
 		typ, flags, size := b[2], binary.LittleEndian.Uint16(b[3:]), int(binary.LittleEndian.Uint16(b[5:]))
 		if size < 7 || size > len(b) {
-			return false
+			return false, at
 		}
 		var more uint64
 		switch {
-		case typ == 0x74 && size >= 32: // file header
+		case typ == 0x74 && size < 32: // a file header too short to check
+			return false, at
+		case typ == 0x74: // file header
 			if b[25] != 0x30 {
-				return true
+				return true, len(data)
 			}
 			more = uint64(binary.LittleEndian.Uint32(b[7:]))
 			if flags&0x100 != 0 && size >= 40 {
 				more |= uint64(binary.LittleEndian.Uint32(b[32:])) << 32
 			}
 		case typ == 0x73 && flags&0x80 != 0, typ == 0x7b: // encrypted headers, end of archive
-			return false
+			return false, len(data)
 		case flags&0x8000 != 0 && size >= 11: // a block with data after its header
 			more = uint64(binary.LittleEndian.Uint32(b[7:]))
 		}
-		if more > uint64(len(b)-size) {
-			return false
+		if more > uint64(len(b)-size) { // cut in the data
+			return false, len(data)
 		}
 		b = b[size+int(more):]
 	}
-	return false
+	return false, len(data)
 }
 
 // rarVints reads RAR 5 variable-length integers (7 bits a byte, low first).
@@ -163,15 +169,19 @@ func (r *rarVints) skip(n int) {
 
 // rar walks a RAR archive.
 func (w *walker) rar(data []byte, parent string, depth int) error {
-	if d := rarDictionaries(data); d > w.lim.MaxEntrySize {
+	// The decoder gets only the headers checked here: past one these
+	// scans cannot read, it could find a member they did not vet.
+	d, end5 := rarDictionaries(data)
+	if d > w.lim.MaxEntrySize {
 		return fmt.Errorf("%w: rar %s: a member asks for a %d MiB dictionary, over the %d MiB a member may take",
 			ErrBomb, quote(parent), d>>20, w.lim.MaxEntrySize>>20)
 	}
-	if rar4Compressed(data) {
+	packed4, end4 := rar4Compressed(data)
+	if packed4 {
 		return w.emit(Rar, Entry{Path: join(parent, "(RAR 4 members)"), Depth: depth,
 			Skipped: "RAR 2.9-4 compression not unpacked (its decoder's memory cannot be bounded)"}, nil)
 	}
-	in := &counter{r: bytes.NewReader(data)}
+	in := &counter{r: bytes.NewReader(data[:min(end5, end4)])}
 	rr, err := rardecode.NewReader(in)
 	if err != nil {
 		return w.rarError(parent, depth, err)

@@ -67,8 +67,8 @@ func TestRARDictionary(t *testing.T) {
 		{lz | 1 | 8<<10 | 16<<15, 48 << 20}, // RAR 7: 32 MiB + 16/32
 	} {
 		rar := testfiles.RAR5(testfiles.RARMember{Name: "a.exe", Data: []byte("not really compressed"), Comp: c.comp})
-		if got := rarDictionaries(rar); got != c.want {
-			t.Errorf("flags %#x: dictionary %d, want %d", c.comp, got, c.want)
+		if got, end := rarDictionaries(rar); got != c.want || end != len(rar) {
+			t.Errorf("flags %#x: dictionary %d, end %d; want %d, %d", c.comp, got, end, c.want, len(rar))
 		}
 	}
 	huge := testfiles.RAR5(testfiles.RARMember{Name: "bomb.exe", Data: []byte("x"), Comp: lz | 15<<10})
@@ -127,5 +127,27 @@ func TestRAR4(t *testing.T) {
 	got, st, err = walkAll(t, packed, Limits{})
 	if err != nil || len(got) != 1 || !strings.Contains(got[0], "skipped=RAR 2.9-4 compression not unpacked") || st.Skipped != 1 {
 		t.Fatalf("compressed RAR 4: %v %q %+v; want one skipped entry", err, got, st)
+	}
+}
+
+// TestRARScanEnd: the decoder is given the archive up to the first header
+// the dictionary scan could not read, so no member it did not vet reaches
+// the decoder; a cut in a member's data keeps the whole archive (its
+// header was read).
+func TestRARScanEnd(t *testing.T) {
+	one := testfiles.RAR5(testfiles.RARMember{Name: "a.txt", Data: []byte("first member")})
+	two := testfiles.RAR5(testfiles.RARMember{Name: "a.txt", Data: []byte("first member")},
+		testfiles.RARMember{Name: "b.exe", Data: []byte("second"), Comp: 3<<7 | 15<<10})
+	second := len(one) - 8 // where one's end header starts: two's second file header
+	if _, end := rarDictionaries(two[:second+5]); end != second {
+		t.Errorf("cut inside the second header: end %d, want %d (its start)", end, second)
+	}
+	if d, end := rarDictionaries(two[:len(two)-10]); end != len(two)-10 || d != 4<<30 {
+		t.Errorf("cut in the second member's data: dictionary %d, end %d; want 4 GiB, %d", d, end, len(two)-10)
+	}
+	four := mkRar4(0x30, file{"a.txt", []byte("stored")}, file{"b.txt", []byte("stored too")})
+	hdr2 := 7 + 13 + 32 + 5 + 6 // marker, archive header, first file header and data
+	if _, end := rar4Compressed(four[:hdr2+20]); end != hdr2 {
+		t.Errorf("RAR 4 cut inside the second file header: end %d, want %d", end, hdr2)
 	}
 }
